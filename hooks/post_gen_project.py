@@ -1,0 +1,78 @@
+"""Assemble the chosen cell from its layers, then drop everything that was not chosen.
+
+Files every project has sit at their final place in the template. The rest is
+rendered under ``_variants/``, one folder per layer, each folder mirroring the
+project tree:
+
+    <protocol>/              shared by every model of the protocol: framing, its tests
+    <protocol>-threads/      shared by the thread models: socketserver plumbing, sync handler
+    <protocol>-concurrent/   shared by the models that serve many clients at once: tests
+    <protocol>-<model>/      the model itself: server.py
+
+A layer that a protocol does not need has no folder. Every file comes from exactly
+one layer; two layers offering the same path is a template bug and fails loudly.
+Plain Python otherwise: the template's tests import it.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from pathlib import Path
+
+ANSWERS = r'''{{ {
+    "protocol": cookiecutter.protocol,
+    "concurrency": cookiecutter.concurrency,
+    "include_docker": cookiecutter.include_docker,
+} | tojson }}'''
+
+LAYERS = {
+    "asyncio": ("concurrent", "asyncio"),
+    "threadpool": ("threads", "concurrent", "threadpool"),
+    "threaded": ("threads", "concurrent", "threaded"),
+    "blocking": ("threads", "blocking"),
+}
+VARIANTS = "_variants"
+DOCKER_FILES = ("Dockerfile", ".dockerignore")
+
+
+def layers(protocol: str, concurrency: str) -> list[str]:
+    """The layer folders of one cell, most general first."""
+    return [protocol, *(f"{protocol}-{name}" for name in LAYERS[concurrency])]
+
+
+def assemble(project: Path, protocol: str, concurrency: str, include_docker: bool) -> None:
+    """Move the cell's layers into place and delete every other variant."""
+    variants = project / VARIANTS
+    for layer in layers(protocol, concurrency):
+        source = variants / layer
+        if not source.is_dir():
+            continue
+        for path in sorted(p for p in source.rglob("*") if p.is_file()):
+            target = project / path.relative_to(source)
+            if target.exists():
+                raise FileExistsError(
+                    f"{target.relative_to(project)} is offered by two layers"
+                )
+            target.parent.mkdir(parents=True, exist_ok=True)
+            path.rename(target)
+    shutil.rmtree(variants)
+    if not include_docker:
+        for name in DOCKER_FILES:
+            (project / name).unlink()
+
+
+def main() -> int:
+    answers = json.loads(ANSWERS)
+    assemble(
+        Path.cwd(),
+        answers["protocol"],
+        answers["concurrency"],
+        answers["include_docker"],
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,16 @@
+"""Unit tests of the handler: plain calls, no server."""
+
+from __future__ import annotations
+
+import asyncio
+
+from {{ cookiecutter.package_name }}.handler import handle
+
+
+def test_echoes_the_line() -> None:
+    assert asyncio.run(handle("hello")) == "hello"
+
+
+def test_keeps_unicode_and_blank_lines() -> None:
+    assert asyncio.run(handle("héllo wörld ✓")) == "héllo wörld ✓"
+    assert asyncio.run(handle("")) == ""

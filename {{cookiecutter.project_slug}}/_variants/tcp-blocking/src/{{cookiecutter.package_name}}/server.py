@@ -1,0 +1,41 @@
+"""Blocking: one client at a time, served by the thread that accepts it.
+
+The baseline, and honest about it: while one client is connected, the next waits in
+the listen backlog until the first leaves or hits the idle timeout. It is the
+simplest model to reason about (no shared state, no locks) and the right one only
+when clients are few, short-lived and can wait; otherwise switch to threadpool or
+asyncio. Built on socketserver.TCPServer; see base.py for what every thread model
+shares.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from . import config
+from .base import Handler, LineServer, run
+from .config import setting
+from .protocol import DEFAULT_MAX_LINE_BYTES
+
+__all__ = ["Handler", "Settings", "serve"]
+
+MODEL = "tcp, blocking: one client at a time"
+
+
+@dataclass(frozen=True)
+class Settings(config.Settings):
+    max_line_bytes: int = setting(
+        DEFAULT_MAX_LINE_BYTES, "longest request line, in bytes", minimum=1
+    )
+
+
+def serve(settings: Settings, handler: Handler) -> None:
+    """Serve one client at a time until SIGTERM or SIGINT."""
+    server = LineServer(
+        (settings.host, settings.port),
+        handler,
+        max_line_bytes=settings.max_line_bytes,
+        idle_timeout=settings.idle_timeout,
+        max_connections=1,
+    )
+    run(server, MODEL, settings.shutdown_timeout)

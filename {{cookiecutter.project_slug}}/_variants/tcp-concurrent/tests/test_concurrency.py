@@ -1,0 +1,55 @@
+"""Many clients at once: served together, and capped."""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+from .lineclient import LineClient
+from .serverprocess import SETTINGS, StartServer
+
+TEST_HANDLER = "tests.handlers:handle"
+CLIENTS = 50
+
+
+def capacity(clients: int) -> dict[str, int]:
+    """The settings that let this model serve `clients` at once."""
+    return {
+        name: clients for name in ("pool_size", "max_connections") if name in SETTINGS
+    }
+
+
+def test_serves_many_clients_at_once(start_server: StartServer) -> None:
+    """Every client's request is in the handler at the same moment."""
+    server = start_server(handler=TEST_HANDLER, **capacity(CLIENTS))
+
+    def gather() -> str:
+        with LineClient(server.address) as client:
+            return client.request(f"gather {CLIENTS}")
+
+    with ThreadPoolExecutor(CLIENTS) as clients:
+        replies = list(clients.map(lambda _: gather(), range(CLIENTS)))
+    # A client whose request waited for another's would have seen fewer arrive.
+    assert replies == [f"gathered {CLIENTS}"] * CLIENTS
+
+
+def test_refuses_clients_beyond_the_cap_then_admits_again(
+    start_server: StartServer,
+) -> None:
+    server = start_server(**capacity(2))
+    first, second = LineClient(server.address), LineClient(server.address)
+    assert first.request("one") == "one"
+    assert second.request("two") == "two"
+    with LineClient(server.address) as third:
+        assert third.read_line() == "ERROR server busy"
+        assert third.is_closed_by_server()
+    assert "refused" in server.wait_for_log(r"refused .*: server busy")[0]
+    first.close()
+    for _ in range(50):  # the server notices the close a moment later
+        with LineClient(server.address) as fourth:
+            if fourth.request("four") == "four":
+                break
+        time.sleep(0.1)
+    else:
+        raise AssertionError("a slot freed by a leaving client was never reused")
+    second.close()

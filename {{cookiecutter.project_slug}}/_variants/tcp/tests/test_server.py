@@ -1,0 +1,293 @@
+"""The real server over loopback: round trips, limits, rude clients, shutdown.
+
+The same tests hold for every concurrency model.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from {{ cookiecutter.package_name }}.config import env_var
+
+from .lineclient import LineClient
+from .serverprocess import PACKAGE, ServerProcess, StartServer
+
+TEST_HANDLER = "tests.handlers:handle"
+
+
+def test_echoes_each_line(server: ServerProcess) -> None:
+    with LineClient(server.address) as client:
+        assert client.request("hello") == "hello"
+        assert client.request("héllo wörld ✓") == "héllo wörld ✓"
+        assert client.request("") == ""
+
+
+def test_answers_pipelined_lines_in_order(server: ServerProcess) -> None:
+    with LineClient(server.address) as client:
+        client.send(b"one\ntwo\r\nthree\n")
+        assert [client.read_line() for _ in range(3)] == ["one", "two", "three"]
+
+
+def test_logs_the_address_it_bound(server: ServerProcess) -> None:
+    host, port = server.address
+    assert port != 0
+    assert f"listening on {host}:{port}" in server.log
+
+
+def test_refuses_an_oversize_line_then_serves_others(start_server: StartServer) -> None:
+    server = start_server(max_line_bytes=100)
+    with LineClient(server.address) as client:
+        client.send(b"x" * 5000 + b"\n")
+        assert client.read_line() == "ERROR line too long (limit 100 bytes)"
+        assert client.is_closed_by_server()
+    with LineClient(server.address) as client:
+        assert client.request("x" * 100) == "x" * 100
+
+
+def test_refuses_an_oversize_line_before_its_end(start_server: StartServer) -> None:
+    server = start_server(max_line_bytes=100)
+    with LineClient(server.address) as client:
+        client.send(b"x" * 200)  # no newline: the server must not wait for one
+        assert client.read_line() == "ERROR line too long (limit 100 bytes)"
+        assert client.is_closed_by_server()
+
+
+def test_closes_an_idle_client(start_server: StartServer) -> None:
+    server = start_server(idle_timeout=0.5)
+    with LineClient(server.address) as client:
+        assert client.read_line() == "ERROR idle timeout"
+        assert client.is_closed_by_server()
+
+
+def test_closes_a_client_that_trickles_a_line(start_server: StartServer) -> None:
+    """Slowloris: a byte at a time does not reset the clock."""
+    server = start_server(idle_timeout=1)
+    with LineClient(server.address) as client:
+        for _ in range(50):  # 5 s of trickling, far past the timeout
+            client.send(b"x")
+            if client.has_answer(within=0.1):
+                break
+        assert client.read_line() == "ERROR idle timeout"
+        assert client.is_closed_by_server()
+
+
+def test_rejects_invalid_utf8_and_goes_on(server: ServerProcess) -> None:
+    with LineClient(server.address) as client:
+        client.send(b"\xff\xfe\xc3\n")
+        assert client.read_line() == "ERROR invalid UTF-8"
+        assert client.request("still here") == "still here"
+
+
+def test_survives_binary_garbage(server: ServerProcess) -> None:
+    with LineClient(server.address) as client:
+        client.send(os.urandom(20_000) + b"\n")
+        client.close()
+    with LineClient(server.address) as client:
+        assert client.request("hello") == "hello"
+
+
+def test_survives_clients_that_vanish_mid_line(server: ServerProcess) -> None:
+    with LineClient(server.address) as client:
+        client.send(b"half a li")
+    client = LineClient(server.address)
+    client.send(b"half a li")
+    client.reset()
+    with LineClient(server.address) as client:
+        assert client.request("hello") == "hello"
+
+
+def test_handler_error_is_logged_and_answered(start_server: StartServer) -> None:
+    server = start_server(handler=TEST_HANDLER)
+    with LineClient(server.address) as client:
+        assert client.request("crash") == "ERROR internal error"
+        assert client.request("hello") == "hello"
+    server.wait_for_log(r"Traceback[\s\S]*RuntimeError: crash requested")
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_stop_lets_requests_in_flight_finish(
+    start_server: StartServer, signum: signal.Signals
+) -> None:
+    server = start_server(handler=TEST_HANDLER)
+    with LineClient(server.address) as busy:
+        busy.send(b"sleep 1\n")
+        server.wait_for_log("sleep started")
+        server.process.send_signal(signum)
+        server.wait_for_log("stopping")
+        assert busy.read_line() == "slept 1"
+        assert busy.is_closed_by_server()
+    assert server.process.wait(15) == 0
+
+
+def test_stop_closes_idle_clients_at_once(start_server: StartServer) -> None:
+    server = start_server(shutdown_timeout=60)
+    with LineClient(server.address) as idle:
+        assert idle.request("hello") == "hello"
+        server.process.send_signal(signal.SIGTERM)
+        assert idle.is_closed_by_server()
+    # Well inside the shutdown timeout: nothing is left to wait for.
+    assert server.process.wait(15) == 0
+
+
+def test_stop_turns_new_clients_away(start_server: StartServer) -> None:
+    server = start_server(handler=TEST_HANDLER)
+    with LineClient(server.address) as busy:
+        busy.send(b"sleep 2\n")
+        server.wait_for_log("sleep started")
+        server.process.send_signal(signal.SIGTERM)
+        server.wait_for_log("stopping")
+        assert not served_after_stop(server.address)
+        assert busy.read_line() == "slept 2"
+    assert server.process.wait(15) == 0
+
+
+def served_after_stop(address: tuple[str, int]) -> bool:
+    """Whether a client connecting now still gets its request answered."""
+    try:
+        with LineClient(address) as client:
+            return client.request("anyone there?") == "anyone there?"
+    except (ConnectionError, EOFError):
+        return False
+
+
+def test_stop_gives_up_on_requests_after_the_shutdown_timeout(
+    start_server: StartServer,
+) -> None:
+    server = start_server(handler=TEST_HANDLER, shutdown_timeout=0.5)
+    with LineClient(server.address) as client:
+        client.send(b"sleep 60\n")
+        server.wait_for_log("sleep started")
+        assert server.stop() == 0
+    assert "still busy" in server.log
+
+
+def test_leaks_no_threads_or_files(start_server: StartServer) -> None:
+    server = start_server(handler=TEST_HANDLER, max_line_bytes=1000)
+    process = psutil.Process(server.process.pid)
+
+    def rude_clients() -> tuple[int, int]:
+        for _ in range(5):
+            with LineClient(server.address) as client:
+                assert client.request("hello") == "hello"
+                assert client.request("crash") == "ERROR internal error"
+            with LineClient(server.address) as client:
+                client.send(b"x" * 2000)
+                assert client.read_line().startswith("ERROR line too long")
+            with LineClient(server.address) as client:
+                client.send(b"\xff\n")
+                client.send(b"half a line")
+            client = LineClient(server.address)
+            client.send(b"half a line")
+            client.reset()
+        return settled(process)
+
+    first = rude_clients()
+    assert rude_clients() == first
+
+
+def settled(process: psutil.Process) -> tuple[int, int]:
+    """Threads and open files once they stop changing (connections close lazily)."""
+    previous = None
+    for _ in range(50):
+        current = (process.num_threads(), process.num_fds())
+        if current == previous:
+            return current
+        previous = current
+        time.sleep(0.2)
+    return current
+
+
+def test_json_log_format(start_server: StartServer) -> None:
+    server = start_server(log_format="json")
+    lines = server.log.splitlines()
+    assert lines
+    messages = [json.loads(line)["message"] for line in lines]
+    assert any(message.startswith("listening on") for message in messages)
+
+
+def test_flags_override_environment(start_server: StartServer) -> None:
+    server = start_server("--max-line-bytes", "10", max_line_bytes=1000)
+    with LineClient(server.address) as client:
+        client.send(b"x" * 20 + b"\n")
+        assert client.read_line() == "ERROR line too long (limit 10 bytes)"
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "allowed"),
+    [
+        ("port", "http", "a whole number from 0 to 65535"),
+        ("idle_timeout", "-1", "a number >= 0.001"),
+        ("log_level", "loud", "one of DEBUG, INFO, WARNING, ERROR"),
+        ("max_line_bytes", "1e3", "a whole number >= 1"),
+    ],
+)
+def test_a_bad_variable_stops_it_with_one_clear_line(
+    name: str, value: str, allowed: str
+) -> None:
+    result = run_server_command(env={env_var(name): value})
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1
+    assert f"{env_var(name)}={value!r}: expected {allowed}" in result.stderr
+
+
+def test_a_bad_flag_stops_it_with_one_clear_line() -> None:
+    result = run_server_command("--port", "70000")
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1
+    assert "--port='70000': expected a whole number from 0 to 65535" in result.stderr
+
+
+def run_server_command(
+    *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", PACKAGE, *args],
+        env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+
+
+def test_healthcheck_passes_against_a_live_server(server: ServerProcess) -> None:
+    host, port = server.address
+    result = run_healthcheck(host, port)
+    assert result.returncode == 0, result.stderr
+
+
+def test_healthcheck_fails_when_nothing_listens() -> None:
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        port = unused.getsockname()[1]
+    result = run_healthcheck("127.0.0.1", port)
+    assert result.returncode == 1
+    assert "unhealthy" in result.stderr
+
+
+def run_healthcheck(host: str, port: int) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", f"{PACKAGE}.healthcheck"],
+        env={**os.environ, "HOST": host, "PORT": str(port)},
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+
+
+def test_console_script_is_installed() -> None:
+    script = Path(sys.executable).with_name("{{ cookiecutter.project_slug }}")
+    result = subprocess.run(
+        [script, "--help"], capture_output=True, text=True, timeout=30
+    )
+    assert result.returncode == 0
+    assert "--max-line-bytes" in result.stdout

@@ -1,0 +1,1 @@
+"""A {{ cookiecutter.protocol }} server, {{ cookiecutter.concurrency }} model: see README.md."""

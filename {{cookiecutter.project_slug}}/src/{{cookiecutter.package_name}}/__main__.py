@@ -1,0 +1,27 @@
+"""The command line, ``python -m {{ cookiecutter.package_name }}``: serve until told to stop."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+
+from . import logs
+from .config import ConfigError, load
+from .handler import handle
+from .server import Handler, Settings, serve
+
+
+def main(argv: Sequence[str] | None = None, handler: Handler = handle) -> int:
+    """Serve until SIGTERM or SIGINT, then drain; exit 0, or 2 if misconfigured."""
+    try:
+        settings = load(Settings, argv)
+    except ConfigError as error:
+        print(f"{{ cookiecutter.project_slug }}: error: {error}", file=sys.stderr)
+        return 2
+    logs.configure(settings.log_level, settings.log_format)
+    serve(settings, handler)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,135 @@
+"""Settings: command-line flags over environment variables over defaults.
+
+Each setting is a field of a frozen dataclass. Its environment variable is the field
+name in upper case with the project's prefix; HOST and PORT keep the usual names.
+A value out of bounds stops the program with one line naming the flag or variable
+and what it accepts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import math
+import os
+import typing
+from collections.abc import Mapping, Sequence
+from typing import Any, TypeVar
+
+ENV_PREFIX = "{{ cookiecutter.package_name | upper }}_"
+UNPREFIXED = frozenset({"host", "port"})
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+LOG_FORMATS = ("text", "json")
+
+S = TypeVar("S", bound="Settings")
+
+
+class ConfigError(ValueError):
+    """A setting has a value it does not accept."""
+
+
+def setting(
+    default: Any,
+    description: str,
+    *,
+    minimum: float | None = None,
+    maximum: float | None = None,
+    choices: Sequence[str] = (),
+) -> Any:
+    """Declare a setting: its default, what it is for and what it accepts."""
+    metadata = {
+        "description": description,
+        "minimum": minimum,
+        "maximum": maximum,
+        "choices": tuple(choices),
+    }
+    return dataclasses.field(default=default, metadata=metadata)
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """What every server takes; each concurrency model adds its own limits."""
+
+    host: str = setting("127.0.0.1", "address to listen on")
+    port: int = setting(
+        {{ cookiecutter.port }}, "port to listen on; 0 picks a free one", minimum=0, maximum=65535
+    )
+    idle_timeout: float = setting(
+        60.0, "seconds a client has to send each complete request", minimum=0.001
+    )
+    shutdown_timeout: float = setting(
+        30.0, "seconds in-flight requests get to finish on SIGTERM", minimum=0
+    )
+    log_level: str = setting("INFO", "log level", choices=LOG_LEVELS)
+    log_format: str = setting("text", "log format", choices=LOG_FORMATS)
+
+
+def env_var(name: str) -> str:
+    """The environment variable of a setting."""
+    return name.upper() if name in UNPREFIXED else ENV_PREFIX + name.upper()
+
+
+def flag(name: str) -> str:
+    """The command-line flag of a setting."""
+    return "--" + name.replace("_", "-")
+
+
+def load(
+    cls: type[S],
+    argv: Sequence[str] | None = None,
+    environ: Mapping[str, str] = os.environ,
+) -> S:
+    """Build settings from flags, then the environment, then the defaults."""
+    fields = dataclasses.fields(cls)
+    parser = argparse.ArgumentParser(
+        prog="{{ cookiecutter.project_slug }}",
+        description="{{ cookiecutter.protocol }} server, {{ cookiecutter.concurrency }} model",
+    )
+    for field in fields:
+        parser.add_argument(
+            flag(field.name),
+            metavar=field.name.upper(),
+            help=f"{field.metadata['description']} (env {env_var(field.name)}, "
+            f"default {field.default})",
+        )
+    args = parser.parse_args(argv)
+    types = typing.get_type_hints(cls)
+    values = {}
+    for field in fields:
+        if (raw := getattr(args, field.name)) is not None:
+            source = flag(field.name)
+        elif (raw := environ.get(env_var(field.name))) is not None:
+            source = env_var(field.name)
+        else:
+            continue
+        try:
+            values[field.name] = parse(raw, types[field.name], field.metadata)
+        except ValueError as error:
+            raise ConfigError(f"{source}={raw!r}: {error}") from None
+    return cls(**values)
+
+
+def parse(raw: str, kind: type, rules: Mapping[str, Any]) -> Any:
+    """Turn one raw value into its type, or raise ValueError saying what is allowed."""
+    if choices := rules["choices"]:
+        for choice in choices:
+            if raw.casefold() == choice.casefold():
+                return choice
+        raise ValueError(f"expected one of {', '.join(choices)}")
+    if kind is str:
+        return raw
+    low, high = rules["minimum"], rules["maximum"]
+    expected = "a whole number" if kind is int else "a number"
+    if low is not None and high is not None:
+        expected += f" from {low:g} to {high:g}"
+    elif low is not None:
+        expected += f" >= {low:g}"
+    try:
+        value = kind(raw)
+    except ValueError:
+        raise ValueError(f"expected {expected}") from None
+    if not math.isfinite(value) or not (
+        (low is None or value >= low) and (high is None or value <= high)
+    ):
+        raise ValueError(f"expected {expected}")
+    return value

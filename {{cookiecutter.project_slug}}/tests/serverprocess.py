@@ -1,0 +1,107 @@
+"""The real server as a subprocess: its address, its log, and ways to stop it."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from {{ cookiecutter.package_name }}.config import env_var
+from {{ cookiecutter.package_name }}.server import Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+PACKAGE = "{{ cookiecutter.package_name }}"
+SETTINGS = frozenset(field.name for field in dataclasses.fields(Settings))
+READY = re.compile(r"listening on \[?([^\s\]]+)\]?:(\d+)")
+# Runs the server with a handler from the tests in place of the project's own.
+WITH_HANDLER = (
+    "import sys; from importlib import import_module; "
+    f"from {PACKAGE}.__main__ import main; "
+    "module, _, name = sys.argv.pop(1).partition(':'); "
+    "sys.exit(main(sys.argv[1:], getattr(import_module(module), name)))"
+)
+
+
+class ServerProcess:
+    """A running server: its address, its log so far, and ways to stop it."""
+
+    @classmethod
+    def start(
+        cls, *flags: str, handler: str | None = None, **settings: object
+    ) -> ServerProcess:
+        """Start the server on a free port and wait until it is ready."""
+        if unknown := set(settings) - SETTINGS:
+            raise TypeError(f"this server has no setting {', '.join(sorted(unknown))}")
+        env = {**os.environ, "HOST": "127.0.0.1", "PORT": "0"}
+        env.update({env_var(name): str(value) for name, value in settings.items()})
+        if handler is None:
+            command = [sys.executable, "-m", PACKAGE, *flags]
+        else:
+            command = [sys.executable, "-c", WITH_HANDLER, handler, *flags]
+        return cls(command, env)
+
+    def __init__(self, command: list[str], env: dict[str, str]) -> None:
+        self.process = subprocess.Popen(
+            command, cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True
+        )
+        self._lines: list[str] = []
+        self._changed = threading.Condition()
+        self._reader = threading.Thread(target=self._read_log, daemon=True)
+        self._reader.start()
+        ready = self.wait_for_log(READY)
+        self.address = (ready[1], int(ready[2]))
+
+    def _read_log(self) -> None:
+        assert self.process.stderr is not None
+        for line in self.process.stderr:
+            with self._changed:
+                self._lines.append(line)
+                self._changed.notify_all()
+        with self._changed:
+            self._lines.append("")  # the end of the log: the process closed stderr
+            self._changed.notify_all()
+
+    @property
+    def log(self) -> str:
+        with self._changed:
+            return "".join(self._lines)
+
+    def wait_for_log(
+        self, pattern: str | re.Pattern[str], timeout: float = 15
+    ) -> re.Match[str]:
+        """The first match of `pattern` in the log, waiting for it to be written."""
+        found: list[re.Match[str]] = []
+
+        def written() -> bool:
+            if match := re.search(pattern, "".join(self._lines)):
+                found.append(match)
+            return bool(found) or self._lines[-1:] == [""]
+
+        with self._changed:
+            self._changed.wait_for(written, timeout)
+        if not found:
+            pytest.fail(f"the server never logged {pattern!r}; its log:\n{self.log}")
+        return found[0]
+
+    def stop(self, signum: int = signal.SIGTERM, timeout: float = 15) -> int:
+        """Send `signum`; return the exit status once the process has ended."""
+        self.process.send_signal(signum)
+        status = self.process.wait(timeout)
+        self._reader.join(timeout)
+        return status
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+
+StartServer = Callable[..., ServerProcess]
