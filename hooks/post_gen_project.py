@@ -4,10 +4,10 @@ Files every project has sit at their final place in the template. The rest is
 rendered under ``_variants/``, one folder per layer, each folder mirroring the
 project tree:
 
-    <protocol>/              shared by every model of the protocol: framing, its tests
-    <protocol>-threads/      shared by the thread models: socketserver plumbing, sync handler
-    <protocol>-concurrent/   shared by the models that serve many clients at once: tests
-    <protocol>-<model>/      the model itself: server.py
+    <protocol>/             shared by every model of the protocol: framing, tests
+    <protocol>-threads/     shared by the thread models: socketserver, sync handler
+    <protocol>-concurrent/  shared by the models serving many clients at once: tests
+    <protocol>-<model>/     the model itself: server.py
 
 A layer that a protocol does not need has no folder. Every file comes from exactly
 one layer; two layers offering the same path is a template bug and fails loudly.
@@ -21,11 +21,11 @@ import shutil
 import sys
 from pathlib import Path
 
-ANSWERS = r'''{{ {
+ANSWERS = r"""{{ {
     "protocol": cookiecutter.protocol,
     "concurrency": cookiecutter.concurrency,
     "include_docker": cookiecutter.include_docker,
-} | tojson }}'''
+} | tojson }}"""
 
 LAYERS = {
     "asyncio": ("concurrent", "asyncio"),
@@ -42,7 +42,9 @@ def layers(protocol: str, concurrency: str) -> list[str]:
     return [protocol, *(f"{protocol}-{name}" for name in LAYERS[concurrency])]
 
 
-def assemble(project: Path, protocol: str, concurrency: str, include_docker: bool) -> None:
+def assemble(
+    project: Path, protocol: str, concurrency: str, include_docker: bool
+) -> None:
     """Move the cell's layers into place and delete every other variant."""
     variants = project / VARIANTS
     for layer in layers(protocol, concurrency):

@@ -1,4 +1,4 @@
-"""Refuse answers that would render a broken or unsafe project, before anything is written.
+"""Refuse answers that would render a broken or unsafe project, before any file exists.
 
 The answers arrive as JSON data (Jinja's ``tojson``, which also escapes every ``'``,
 so no answer can close the string below), never as code: a hostile answer cannot
@@ -12,17 +12,18 @@ import keyword
 import re
 import sys
 
-ANSWERS = r'''{{ {
+ANSWERS = r"""{{ {
     "project_name": cookiecutter.project_name,
     "project_slug": cookiecutter.project_slug,
     "package_name": cookiecutter.package_name,
     "description": cookiecutter.description,
     "author": cookiecutter.author,
     "port": cookiecutter.port,
-} | tojson }}'''
+} | tojson }}"""
 
-SLUG = re.compile(r"[a-z][a-z0-9]*(-[a-z0-9]+)*")
-PACKAGE = re.compile(r"[a-z][a-z0-9]*(_[a-z0-9]+)*")
+# At most 50 characters, so that the code that names them stays within its lines.
+SLUG = re.compile(r"(?=.{1,50}$)[a-z][a-z0-9]*(-[a-z0-9]+)*")
+PACKAGE = re.compile(r"(?=.{1,50}$)[a-z][a-z0-9]*(_[a-z0-9]+)*")
 # Names a rendered project imports: a package called one of these would shadow it.
 TAKEN = frozenset(sys.stdlib_module_names) | {"pytest", "psutil", "uvloop", "tests"}
 MAX_TEXT = 200
@@ -44,17 +45,19 @@ def validate(answers: dict[str, str]) -> None:
     slug = answers["project_slug"]
     if not SLUG.fullmatch(slug):
         raise InvalidAnswer(
-            f"project_slug {slug!r}: use lowercase ASCII letters, digits and single "
-            "hyphens, starting with a letter (e.g. my-server)"
+            f"project_slug {slug!r}: use up to 50 lowercase ASCII letters, digits and "
+            "single hyphens, starting with a letter (e.g. my-server)"
         )
     package = answers["package_name"]
     if not PACKAGE.fullmatch(package):
         raise InvalidAnswer(
-            f"package_name {package!r}: use lowercase ASCII letters, digits and single "
-            "underscores, starting with a letter (e.g. my_server)"
+            f"package_name {package!r}: use up to 50 lowercase ASCII letters, digits "
+            "and single underscores, starting with a letter (e.g. my_server)"
         )
     if keyword.iskeyword(package) or keyword.issoftkeyword(package):
-        raise InvalidAnswer(f"package_name {package!r} is a Python keyword: pick another")
+        raise InvalidAnswer(
+            f"package_name {package!r} is a Python keyword: pick another"
+        )
     if package in TAKEN:
         raise InvalidAnswer(
             f"package_name {package!r} would shadow the module of the same name that "

@@ -1,4 +1,4 @@
-"""The command line, ``python -m {{ cookiecutter.package_name }}``: serve until told to stop."""
+"""The command line: serve until SIGTERM or SIGINT."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import sys
 from collections.abc import Sequence
 
 from . import logs
-from .config import ConfigError, load
+from .config import PROG, ConfigError, load
 from .handler import handle
 from .server import Handler, Settings, serve
 
@@ -16,7 +16,7 @@ def main(argv: Sequence[str] | None = None, handler: Handler = handle) -> int:
     try:
         settings = load(Settings, argv)
     except ConfigError as error:
-        print(f"{{ cookiecutter.project_slug }}: error: {error}", file=sys.stderr)
+        print(f"{PROG}: error: {error}", file=sys.stderr)
         return 2
     logs.configure(settings.log_level, settings.log_format)
     serve(settings, handler)

@@ -16,6 +16,7 @@ import typing
 from collections.abc import Mapping, Sequence
 from typing import Any, TypeVar
 
+PROG = "{{ cookiecutter.project_slug }}"
 ENV_PREFIX = "{{ cookiecutter.package_name | upper }}_"
 UNPREFIXED = frozenset({"host", "port"})
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
@@ -82,7 +83,7 @@ def load(
     """Build settings from flags, then the environment, then the defaults."""
     fields = dataclasses.fields(cls)
     parser = argparse.ArgumentParser(
-        prog="{{ cookiecutter.project_slug }}",
+        prog=PROG,
         description="{{ cookiecutter.protocol }} server, {{ cookiecutter.concurrency }} model",
     )
     for field in fields:

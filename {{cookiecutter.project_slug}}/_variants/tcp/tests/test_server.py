@@ -17,10 +17,10 @@ from pathlib import Path
 import psutil
 import pytest
 
-from {{ cookiecutter.package_name }}.config import env_var
+from {{ cookiecutter.package_name }}.config import PROG, env_var
 
 from .lineclient import LineClient
-from .serverprocess import PACKAGE, ServerProcess, StartServer
+from .serverprocess import PACKAGE, SETTINGS, ServerProcess, StartServer
 
 TEST_HANDLER = "tests.handlers:handle"
 
@@ -172,7 +172,9 @@ def test_stop_gives_up_on_requests_after_the_shutdown_timeout(
 
 
 def test_leaks_no_threads_or_files(start_server: StartServer) -> None:
-    server = start_server(handler=TEST_HANDLER, max_line_bytes=1000)
+    # A pool starts its threads on demand: with one, the count cannot drift.
+    one_worker = {"pool_size": 1} if "pool_size" in SETTINGS else {}
+    server = start_server(handler=TEST_HANDLER, max_line_bytes=1000, **one_worker)
     process = psutil.Process(server.process.pid)
 
     def rude_clients() -> tuple[int, int]:
@@ -285,7 +287,7 @@ def run_healthcheck(host: str, port: int) -> subprocess.CompletedProcess[str]:
 
 
 def test_console_script_is_installed() -> None:
-    script = Path(sys.executable).with_name("{{ cookiecutter.project_slug }}")
+    script = Path(sys.executable).with_name(PROG)
     result = subprocess.run(
         [script, "--help"], capture_output=True, text=True, timeout=30
     )

@@ -1,0 +1,45 @@
+"""What the template's tests share: the option matrix, read from cookiecutter.json."""
+
+from __future__ import annotations
+
+import importlib.util
+import itertools
+import json
+import subprocess
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+TEMPLATE = Path(__file__).resolve().parent.parent
+CONTEXT: dict[str, Any] = json.loads((TEMPLATE / "cookiecutter.json").read_text())
+PROTOCOLS: list[str] = CONTEXT["protocol"]
+MODELS: list[str] = CONTEXT["concurrency"]
+# Every protocol x concurrency cell, generated: a choice added to cookiecutter.json
+# is tested without touching the tests.
+CELLS = [
+    pytest.param(protocol, model, id=f"{protocol}-{model}")
+    for protocol, model in itertools.product(PROTOCOLS, MODELS)
+]
+
+
+def load_hook(name: str) -> ModuleType:
+    """Import a hook as the plain Python module it is before rendering."""
+    spec = importlib.util.spec_from_file_location(
+        name, TEMPLATE / "hooks" / f"{name}.py"
+    )
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def assert_lint_clean(project: Path) -> None:
+    """ruff finds nothing to fix and nothing to reformat."""
+    for command in (["ruff", "check", "."], ["ruff", "format", "--check", "."]):
+        result = subprocess.run(
+            command, cwd=project, capture_output=True, text=True, check=False
+        )
+        assert result.returncode == 0, result.stdout + result.stderr

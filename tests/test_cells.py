@@ -1,0 +1,58 @@
+"""Each cell, installed as a user installs it, passes its own test suite.
+
+The project is installed into a fresh virtual environment from its own
+pyproject.toml, so a dependency it forgets to declare fails here.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .helpers import CELLS
+
+SUMMARY = re.compile(r"^=+ (?P<counts>.*) in [\d.]+s", re.MULTILINE)
+
+
+def run(command: list[str | Path], cwd: Path) -> str:
+    # The outer pytest's settings must not leak into the project's own run.
+    env = {
+        name: value
+        for name, value in os.environ.items()
+        if not name.startswith(("PYTEST_", "PYTHONPATH", "COV_"))
+    }
+    result = subprocess.run(
+        command, cwd=cwd, env=env, capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, f"{command} failed:\n{result.stdout}{result.stderr}"
+    return result.stdout
+
+
+def run_own_suite(venv: Path, project: Path) -> str:
+    """Run the project's tests the way its README says; return the summary."""
+    output = run([venv / "bin" / "pytest"], cwd=project)
+    counts = SUMMARY.findall(output)[-1]
+    assert re.fullmatch(r"\d+ passed", counts), output
+    return counts
+
+
+@pytest.mark.parametrize(("protocol", "model"), CELLS)
+def test_cell_installs_and_passes_its_own_suite(
+    bake: Any, tmp_path: Path, protocol: str, model: str
+) -> None:
+    project = bake(protocol=protocol, concurrency=model).project_path
+    venv = tmp_path / "venv"
+    run([sys.executable, "-m", "venv", venv], cwd=tmp_path)
+    pip = [venv / "bin" / "python", "-m", "pip", "install", "--quiet"]
+    run([*pip, ".[test]"], cwd=project)
+    print(f"{protocol}-{model}: {run_own_suite(venv, project)}")
+    if model == "asyncio":
+        # Again on uvloop, which the project uses when it is installed.
+        run([*pip, ".[uvloop]"], cwd=project)
+        print(f"{protocol}-{model} on uvloop: {run_own_suite(venv, project)}")

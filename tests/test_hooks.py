@@ -1,0 +1,75 @@
+"""The post-gen hook assembles a cell from its layers, and only from them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from .helpers import MODELS, PROTOCOLS, TEMPLATE, load_hook
+
+post_gen = load_hook("post_gen_project")
+VARIANTS = TEMPLATE / "{{cookiecutter.project_slug}}" / post_gen.VARIANTS
+
+
+def test_every_model_has_layers() -> None:
+    assert set(post_gen.LAYERS) == set(MODELS)
+
+
+def test_every_layer_folder_belongs_to_some_cell() -> None:
+    used = {
+        layer
+        for protocol in PROTOCOLS
+        for model in MODELS
+        for layer in post_gen.layers(protocol, model)
+    }
+    assert {folder.name for folder in VARIANTS.iterdir()} <= used
+
+
+def test_every_cell_has_its_own_server(tmp_path: Path) -> None:
+    for protocol in PROTOCOLS:
+        for model in MODELS:
+            assert (VARIANTS / f"{protocol}-{model}").is_dir(), (protocol, model)
+
+
+def write(root: Path, files: dict[str, str]) -> None:
+    for name, text in files.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(text)
+
+
+def test_layers_are_merged_and_the_rest_dropped(tmp_path: Path) -> None:
+    write(
+        tmp_path,
+        {
+            "Dockerfile": "",
+            ".dockerignore": "",
+            "_variants/tcp/tests/test_server.py": "shared",
+            "_variants/tcp-threads/src/pkg/base.py": "threads",
+            "_variants/tcp-blocking/src/pkg/server.py": "blocking",
+            "_variants/tcp-asyncio/src/pkg/server.py": "asyncio",
+        },
+    )
+    post_gen.assemble(tmp_path, "tcp", "blocking", include_docker=False)
+    files = {
+        str(path.relative_to(tmp_path)): path.read_text()
+        for path in tmp_path.rglob("*")
+        if path.is_file()
+    }
+    assert files == {
+        "tests/test_server.py": "shared",
+        "src/pkg/base.py": "threads",
+        "src/pkg/server.py": "blocking",
+    }
+
+
+def test_two_layers_offering_one_file_is_an_error(tmp_path: Path) -> None:
+    write(
+        tmp_path,
+        {
+            "_variants/tcp/src/pkg/server.py": "shared",
+            "_variants/tcp-asyncio/src/pkg/server.py": "asyncio",
+        },
+    )
+    with pytest.raises(FileExistsError, match=r"src/pkg/server\.py is offered by two"):
+        post_gen.assemble(tmp_path, "tcp", "asyncio", include_docker=True)
