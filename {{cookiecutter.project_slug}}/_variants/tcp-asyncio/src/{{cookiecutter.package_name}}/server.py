@@ -142,9 +142,14 @@ class Connection:
 async def serve_until_stopped(settings: Settings, handler: Handler) -> None:
     """Serve until SIGTERM or SIGINT, then let in-flight requests finish."""
     loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
+    stop: asyncio.Future[signal.Signals] = loop.create_future()
+
+    def on_signal(signum: signal.Signals) -> None:
+        if not stop.done():  # a second signal changes nothing: the drain is bounded
+            stop.set_result(signum)
+
     for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
+        loop.add_signal_handler(signum, on_signal, signum)
     connections: dict[asyncio.Task[None], Connection] = {}
 
     async def accept(
@@ -168,10 +173,10 @@ async def serve_until_stopped(settings: Settings, handler: Handler) -> None:
     address = logs.address(server.sockets[0].getsockname())
     loop_name = "uvloop" if uvloop is not None else "the standard event loop"
     log.info("listening on %s (%s)", address, MODEL.format(loop_name))
-    await stop.wait()
+    signum = await stop
 
     server.close()
-    log.info("stopping: %d connections open", len(connections))
+    log.info("stopping on %s: %d connections open", signum.name, len(connections))
     for task, connection in connections.items():
         connection.stopping = True
         if not connection.busy:

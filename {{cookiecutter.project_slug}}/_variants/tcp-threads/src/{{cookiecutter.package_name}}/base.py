@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 Handler = Callable[[str], str]
 RECV_BYTES = 64 * 1024
 LINGER_SECONDS = 1.0  # how long a rejected client may go on sending before the close
+STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT}
 
 
 class LineServer(socketserver.TCPServer):
@@ -162,18 +163,24 @@ class LineConnection(socketserver.BaseRequestHandler):
 
 def run(server: LineServer, model: str, shutdown_timeout: float) -> None:
     """Serve until SIGTERM or SIGINT, then let in-flight requests finish and return."""
-    stop = threading.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: stop.set())
+    # A signal that the kernel hands to another thread cannot wake the main thread
+    # from a wait. Blocked here, before any thread starts (they all inherit the
+    # mask), the signals wait until the main thread takes them with sigwait.
+    signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
     accepting = threading.Thread(
         target=server.serve_forever, args=(0.1,), name="accept", daemon=True
     )
     accepting.start()
     log.info("listening on %s (%s)", logs.address(server.server_address), model)
-    stop.wait()
+    signum = signal.sigwait(STOP_SIGNALS)
 
     deadline = time.monotonic() + shutdown_timeout
-    log.info("stopping: %d connections open", server.begin_stop())
+    open_connections = server.begin_stop()
+    log.info(
+        "stopping on %s: %d connections open",
+        signal.Signals(signum).name,
+        open_connections,
+    )
     # shutdown() waits for the accept loop, which in the blocking model is busy
     # until its client is done: let it wait in a thread of its own.
     threading.Thread(target=server.shutdown, daemon=True).start()
