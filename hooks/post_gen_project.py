@@ -47,18 +47,20 @@ def assemble(
 ) -> None:
     """Move the cell's layers into place and delete every other variant."""
     variants = project / VARIANTS
+    placed: set[Path] = set()
     for layer in layers(protocol, concurrency):
         source = variants / layer
         if not source.is_dir():
             continue
         for path in sorted(p for p in source.rglob("*") if p.is_file()):
             target = project / path.relative_to(source)
-            if target.exists():
+            if target in placed:
                 raise FileExistsError(
                     f"{target.relative_to(project)} is offered by two layers"
                 )
             target.parent.mkdir(parents=True, exist_ok=True)
-            path.rename(target)
+            path.replace(target)  # over a file of an earlier render (cookiecutter -f)
+            placed.add(target)
     shutil.rmtree(variants)
     if not include_docker:
         for name in DOCKER_FILES:

@@ -31,6 +31,7 @@ COMMON_FILES = {
     "tests/__init__.py",
     "tests/conftest.py",
     "tests/serverprocess.py",
+    "tests/test_config.py",
     "tests/test_handler.py",
 }
 PROTOCOL_FILES = {

@@ -73,3 +73,16 @@ def test_two_layers_offering_one_file_is_an_error(tmp_path: Path) -> None:
     )
     with pytest.raises(FileExistsError, match=r"src/pkg/server\.py is offered by two"):
         post_gen.assemble(tmp_path, "tcp", "asyncio", include_docker=True)
+
+
+def test_a_new_render_replaces_the_files_of_an_earlier_one(tmp_path: Path) -> None:
+    """``cookiecutter -f`` renders over an existing project."""
+    write(
+        tmp_path,
+        {
+            "src/pkg/server.py": "earlier render",
+            "_variants/tcp-asyncio/src/pkg/server.py": "asyncio",
+        },
+    )
+    post_gen.assemble(tmp_path, "tcp", "asyncio", include_docker=True)
+    assert (tmp_path / "src/pkg/server.py").read_text() == "asyncio"
