@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 from . import config, logs, protocol
 from .config import setting
+from .handler import handle
 from .protocol import DEFAULT_MAX_LINE_BYTES, Event, LineProtocol, Request
 
 try:
@@ -195,7 +196,7 @@ async def serve_until_stopped(settings: Settings, handler: Handler) -> None:
     log.info("stopped")
 
 
-def serve(settings: Settings, handler: Handler) -> None:
+def serve(settings: Settings, handler: Handler = handle) -> None:
     """Run the event loop (uvloop's when installed) until the server stops."""
     loop_factory = uvloop.new_event_loop if uvloop is not None else None
     with asyncio.Runner(loop_factory=loop_factory) as runner:

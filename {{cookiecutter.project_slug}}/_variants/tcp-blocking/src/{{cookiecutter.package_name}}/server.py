@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from . import config
 from .base import Handler, LineServer, run
 from .config import setting
+from .handler import handle
 from .protocol import DEFAULT_MAX_LINE_BYTES
 
 __all__ = ["Handler", "Settings", "serve"]
@@ -29,7 +30,7 @@ class Settings(config.Settings):
     )
 
 
-def serve(settings: Settings, handler: Handler) -> None:
+def serve(settings: Settings, handler: Handler = handle) -> None:
     """Serve one client at a time until SIGTERM or SIGINT."""
     server = LineServer(
         (settings.host, settings.port),

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from . import config
 from .base import Handler, LineServer, run
 from .config import setting
+from .handler import handle
 from .protocol import DEFAULT_MAX_LINE_BYTES
 
 __all__ = ["Handler", "Settings", "serve"]
@@ -37,7 +38,7 @@ class Server(socketserver.ThreadingMixIn, LineServer):
     block_on_close = False  # base.run waits for connections itself, with a deadline
 
 
-def serve(settings: Settings, handler: Handler) -> None:
+def serve(settings: Settings, handler: Handler = handle) -> None:
     """Serve each client on a thread of its own until SIGTERM or SIGINT."""
     server = Server(
         (settings.host, settings.port),

@@ -17,6 +17,7 @@ from typing import Any
 from . import config
 from .base import Handler, LineServer, run
 from .config import ConfigError, env_var, setting
+from .handler import handle
 from .protocol import DEFAULT_MAX_LINE_BYTES
 
 __all__ = ["Handler", "Settings", "serve"]
@@ -61,7 +62,7 @@ class ThreadPoolServer(LineServer):
             self.shutdown_request(request)
 
 
-def serve(settings: Settings, handler: Handler) -> None:
+def serve(settings: Settings, handler: Handler = handle) -> None:
     """Serve clients on the pool until SIGTERM or SIGINT."""
     server = ThreadPoolServer(
         (settings.host, settings.port),
