@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import resource
 import sys
 from collections.abc import Sequence
 
@@ -17,15 +19,24 @@ def main(argv: Sequence[str] | None = None, handler: Handler | None = None) -> i
     """
     try:
         settings = load(Settings, argv)
+        logs.configure(settings.log_level, settings.log_format)
+        raise_open_file_limit()
+        if handler is None:
+            serve(settings)
+        else:
+            serve(settings, handler)
     except ConfigError as error:
         print(f"{PROG}: error: {error}", file=sys.stderr)
         return 2
-    logs.configure(settings.log_level, settings.log_format)
-    if handler is None:
-        serve(settings)
-    else:
-        serve(settings, handler)
     return 0
+
+
+def raise_open_file_limit() -> None:
+    """Allow as many open connections as the system does (`ulimit -n`'s hard limit)."""
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    # Some systems (macOS) refuse an unlimited soft limit: the old one stays then.
+    with contextlib.suppress(ValueError, OSError):
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
 if __name__ == "__main__":

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import math
 import os
+import re
 import typing
 from collections.abc import Mapping, Sequence
 from typing import Any, TypeVar
@@ -21,6 +21,11 @@ ENV_PREFIX = "{{ cookiecutter.package_name | upper }}_"
 UNPREFIXED = frozenset({"host", "port"})
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 LOG_FORMATS = ("text", "json")
+# Plain decimal numbers only: no "1_000", "nan", "inf" or non-ASCII digits.
+NUMBER = {
+    int: re.compile(r"[+-]?[0-9]+"),
+    float: re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?"),
+}
 
 S = TypeVar("S", bound="Settings")
 
@@ -51,12 +56,14 @@ def setting(
 class Settings:
     """What every server takes; each concurrency model adds its own limits."""
 
-    host: str = setting("127.0.0.1", "address to listen on")
+    host: str = setting("127.0.0.1", "address to listen on; 0.0.0.0 for every address")
     port: int = setting(
         {{ cookiecutter.port }}, "port to listen on; 0 picks a free one", minimum=0, maximum=65535
     )
     idle_timeout: float = setting(
-        60.0, "seconds a client has to send each complete request", minimum=0.001
+        60.0,
+        "seconds a client has to send each request or take each reply",
+        minimum=0.001,
     )
     shutdown_timeout: float = setting(
         30.0, "seconds in-flight requests get to finish on SIGTERM", minimum=0
@@ -110,27 +117,37 @@ def load(
     return cls(**values)
 
 
+def cannot_listen(host: str, port: int, error: OSError) -> ConfigError:
+    """The error for an address the server cannot bind, in one line."""
+    if error.errno and error.errno > 0:  # the OS's words, whichever wrapper says it
+        reason = os.strerror(error.errno)
+    else:  # a name that does not resolve
+        reason = error.strerror or str(error)
+    where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    return ConfigError(f"cannot listen on {where}: {reason}")
+
+
 def parse(raw: str, kind: type, rules: Mapping[str, Any]) -> Any:
     """Turn one raw value into its type, or raise ValueError saying what is allowed."""
+    text = raw.strip()
     if choices := rules["choices"]:
         for choice in choices:
-            if raw.casefold() == choice.casefold():
+            if text.casefold() == choice.casefold():
                 return choice
         raise ValueError(f"expected one of {', '.join(choices)}")
     if kind is str:
-        return raw
+        if not text:
+            raise ValueError("expected a value, not an empty one")
+        return text
     low, high = rules["minimum"], rules["maximum"]
     expected = "a whole number" if kind is int else "a number"
     if low is not None and high is not None:
-        expected += f" from {low:g} to {high:g}"
+        expected += f" from {low} to {high}"
     elif low is not None:
-        expected += f" >= {low:g}"
-    try:
-        value = kind(raw)
-    except ValueError:
-        raise ValueError(f"expected {expected}") from None
-    if not math.isfinite(value) or not (
-        (low is None or value >= low) and (high is None or value <= high)
-    ):
+        expected += f" >= {low}"
+    if not NUMBER[kind].fullmatch(text):
+        raise ValueError(f"expected {expected}")
+    value = kind(text)
+    if (low is not None and value < low) or (high is not None and value > high):
         raise ValueError(f"expected {expected}")
     return value

@@ -7,6 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from .lineclient import LineClient
 from .serverprocess import SETTINGS, StartServer
+from .test_server import run_healthcheck
 
 TEST_HANDLER = "tests.handlers:handle"
 CLIENTS = 50
@@ -53,3 +54,22 @@ def test_refuses_clients_beyond_the_cap_then_admits_again(
     else:
         raise AssertionError("a slot freed by a leaving client was never reused")
     second.close()
+
+
+def test_a_full_server_reports_itself_unhealthy(start_server: StartServer) -> None:
+    server = start_server(**capacity(1))
+    with LineClient(server.address) as client:
+        assert client.request("hello") == "hello"
+        result = run_healthcheck(*server.address)
+    assert result.returncode == 1
+    assert "server busy" in result.stderr
+
+
+def test_refusals_do_not_flood_the_log(start_server: StartServer) -> None:
+    server = start_server(**capacity(1))
+    with LineClient(server.address) as client:
+        assert client.request("hello") == "hello"
+        for _ in range(20):
+            with LineClient(server.address) as refused:
+                assert refused.read_line() == "ERROR server busy"
+    assert server.log.count("refused") == 1

@@ -46,6 +46,14 @@ class LineClient:
         """Whether the server sends something (or closes) within `within` seconds."""
         return bool(select.select([self.sock], [], [], within)[0])
 
+    def read_until_closed(self) -> list[str]:
+        """Every line until the server closes; a reset or a cut line fails the test."""
+        lines = []
+        while line := self._reader.readline():
+            assert line.endswith(b"\n"), f"a reply was cut short: {line!r}"
+            lines.append(line[:-1].decode())
+        return lines
+
     def is_closed_by_server(self) -> bool:
         """Whether the server ends the connection, with nothing more to read."""
         try:

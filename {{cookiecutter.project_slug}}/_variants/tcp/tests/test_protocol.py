@@ -20,10 +20,26 @@ def test_one_line_is_one_request() -> None:
 def test_lines_split_across_reads_and_joined_in_one() -> None:
     framing = LineProtocol()
     assert framing.receive_data(b"hel") == []
-    assert framing.partial
     assert framing.receive_data(b"lo\nwor") == [Request("hello")]
     assert framing.receive_data(b"ld\r\n\n") == [Request("world"), Request("")]
-    assert not framing.partial
+    assert framing.receive_eof() == []
+
+
+def test_a_line_left_unterminated_at_the_end_is_rejected() -> None:
+    framing = LineProtocol()
+    assert framing.receive_data(b"done\nhalf") == [Request("done")]
+    assert framing.receive_eof() == [
+        Reject("incomplete line: no newline before the end", close=True)
+    ]
+
+
+def test_a_carriage_return_inside_a_line_rejects_that_line() -> None:
+    framing = LineProtocol()
+    assert framing.receive_data(b"a\rb\na\r\r\nfine\r\n") == [
+        Reject("carriage return inside a line", close=False),
+        Reject("carriage return inside a line", close=False),
+        Request("fine"),
+    ]
 
 
 def test_a_line_at_the_limit_passes_and_one_byte_more_does_not() -> None:

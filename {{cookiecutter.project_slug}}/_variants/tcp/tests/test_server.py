@@ -11,6 +11,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -88,6 +89,23 @@ def test_rejects_invalid_utf8_and_goes_on(server: ServerProcess) -> None:
         assert client.request("still here") == "still here"
 
 
+def test_rejects_a_carriage_return_inside_a_line(server: ServerProcess) -> None:
+    with LineClient(server.address) as client:
+        client.send(b"a\rb\n")
+        assert client.read_line() == "ERROR carriage return inside a line"
+        assert client.request("still here") == "still here"
+    assert "Traceback" not in server.log
+
+
+def test_answers_a_line_left_unterminated_at_the_end(server: ServerProcess) -> None:
+    with LineClient(server.address) as client:
+        client.send(b"done\nhalf")
+        client.sock.shutdown(socket.SHUT_WR)
+        assert client.read_line() == "done"
+        assert client.read_line() == "ERROR incomplete line: no newline before the end"
+        assert client.is_closed_by_server()
+
+
 def test_survives_binary_garbage(server: ServerProcess) -> None:
     with LineClient(server.address) as client:
         client.send(os.urandom(20_000) + b"\n")
@@ -127,6 +145,23 @@ def test_stop_lets_requests_in_flight_finish(
         assert busy.read_line() == "slept 1"
         assert busy.is_closed_by_server()
     assert server.process.wait(15) == 0
+    assert "Traceback" not in server.log
+
+
+def test_stop_delivers_every_reply_it_made(start_server: StartServer) -> None:
+    """Replies already made reach the client, even while it is still sending."""
+    server = start_server(handler=TEST_HANDLER)
+    with LineClient(server.address) as client:
+        pipelined = b"sleep 1\n" + b"more\n" * 50_000
+        sending = threading.Thread(target=client.send, args=(pipelined,))
+        sending.start()
+        server.wait_for_log("sleep started")
+        server.process.send_signal(signal.SIGTERM)
+        replies = client.read_until_closed()
+        sending.join()
+    assert replies[0] == "slept 1"
+    assert set(replies[1:]) <= {"more"}
+    assert server.process.wait(15) == 0
 
 
 def test_stop_closes_idle_clients_at_once(start_server: StartServer) -> None:
@@ -137,6 +172,7 @@ def test_stop_closes_idle_clients_at_once(start_server: StartServer) -> None:
         assert idle.is_closed_by_server()
     # Well inside the shutdown timeout: nothing is left to wait for.
     assert server.process.wait(15) == 0
+    assert "Traceback" not in server.log
 
 
 def test_stop_turns_new_clients_away(start_server: StartServer) -> None:
@@ -230,7 +266,9 @@ def test_flags_override_environment(start_server: StartServer) -> None:
         ("port", "http", "a whole number from 0 to 65535"),
         ("idle_timeout", "-1", "a number >= 0.001"),
         ("log_level", "loud", "one of DEBUG, INFO, WARNING, ERROR"),
-        ("max_line_bytes", "1e3", "a whole number >= 1"),
+        ("max_line_bytes", "1e3", "a whole number from 1 to 16777216"),
+        ("max_line_bytes", "1_000", "a whole number from 1 to 16777216"),
+        ("host", "", "a value, not an empty one"),
     ],
 )
 def test_a_bad_variable_stops_it_with_one_clear_line(
@@ -247,6 +285,14 @@ def test_a_bad_flag_stops_it_with_one_clear_line() -> None:
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1
     assert "--port='70000': expected a whole number from 0 to 65535" in result.stderr
+
+
+def test_a_port_in_use_stops_it_with_one_clear_line(server: ServerProcess) -> None:
+    host, port = server.address
+    result = run_server_command("--port", str(port))
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1
+    assert f"cannot listen on {host}:{port}: Address already in use" in result.stderr
 
 
 def run_server_command(

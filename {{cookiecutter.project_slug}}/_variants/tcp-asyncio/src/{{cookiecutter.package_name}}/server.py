@@ -16,15 +16,19 @@ import signal
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from . import config, logs, protocol
-from .config import setting
+from . import logs, protocol
+from .config import cannot_listen, setting
 from .handler import handle
-from .protocol import DEFAULT_MAX_LINE_BYTES, Event, LineProtocol, Request
+from .protocol import Event, LineProtocol, LineSettings, Request
 
+LoopFactory = Callable[[], asyncio.AbstractEventLoop]
+LOOP_FACTORY: LoopFactory | None
 try:
     import uvloop
+
+    LOOP_FACTORY, LOOP_NAME = uvloop.new_event_loop, "uvloop"
 except ImportError:  # optional: the standard event loop serves the same
-    uvloop = None
+    LOOP_FACTORY, LOOP_NAME = None, "the standard event loop"
 
 __all__ = ["Handler", "Settings", "serve"]
 
@@ -32,17 +36,14 @@ log = logging.getLogger(__name__)
 
 Handler = Callable[[str], Awaitable[str]]
 RECV_BYTES = 64 * 1024
-LINGER_SECONDS = 1.0  # how long a closing connection waits on the client
+LINGER_SECONDS = 2.0  # how long a closing connection drains what the client sends
 MODEL = "tcp, asyncio with {}"
 
 
 @dataclass(frozen=True)
-class Settings(config.Settings):
+class Settings(LineSettings):
     max_connections: int = setting(
         1000, "clients served at once; more are refused", minimum=1
-    )
-    max_line_bytes: int = setting(
-        DEFAULT_MAX_LINE_BYTES, "longest request line, in bytes", minimum=1
     )
 
 
@@ -58,14 +59,17 @@ class Connection:
     ) -> None:
         self.reader, self.writer = reader, writer
         self.settings, self.handler = settings, handler
-        self.busy = False  # answering a request: a stop lets it finish
         self.stopping = False
+        self._waiting: asyncio.Timeout | None = None  # set while awaiting a request
+
+    @property
+    def peer(self) -> str:
+        return logs.address(self.writer.get_extra_info("peername"))
 
     async def serve(self) -> None:
         framing = LineProtocol(self.settings.max_line_bytes)
         try:
-            while not self.stopping and (events := await self._receive(framing)):
-                self.busy = True
+            while (events := await self._receive(framing)) is not None:
                 for event in events:
                     if isinstance(event, Request):
                         await self._send(await self._respond(event.text))
@@ -74,26 +78,43 @@ class Connection:
                     if event.close:
                         await self._linger()
                         return
-                self.busy = False
         except OSError as error:  # reset, broken pipe
             log.debug("%s: %s", self.peer, error)
         finally:
             await self._close()
 
-    @property
-    def peer(self) -> str:
-        return logs.address(self.writer.get_extra_info("peername"))
+    def stop(self) -> None:
+        """Close after the request in hand, or at once if the client is idle."""
+        self.stopping = True
+        if self._waiting is not None:
+            self._waiting.reschedule(asyncio.get_running_loop().time())
 
-    async def _receive(self, framing: LineProtocol) -> list[Event]:
-        """The next events; none once the client is gone or too slow."""
+    async def refuse(self, reason: str, refusals: logs.Throttled) -> None:
+        """Turn the client away with an error line."""
+        refusals.warning(f"refused {self.peer}: {reason}")
+        with contextlib.suppress(OSError):
+            await self._send(protocol.error(reason))
+            await self._linger()
+        await self._close()
+
+    async def _receive(self, framing: LineProtocol) -> list[Event] | None:
+        """The next events; None once the connection is over."""
+        if self.stopping:
+            await self._linger()
+            return None
         try:
-            async with asyncio.timeout(self.settings.idle_timeout):
+            async with asyncio.timeout(self.settings.idle_timeout) as self._waiting:
                 while data := await self.reader.read(RECV_BYTES):
                     if events := framing.receive_data(data):
                         return events
+                return framing.receive_eof() or None
         except TimeoutError:
-            await self._send(protocol.error("idle timeout"))
-        return []
+            if not self.stopping:
+                await self._send(protocol.error("idle timeout"))
+            await self._linger()
+            return None
+        finally:
+            self._waiting = None
 
     async def _respond(self, text: str) -> bytes:
         try:
@@ -110,18 +131,11 @@ class Connection:
         except TimeoutError:
             raise ConnectionError("client stopped reading") from None
 
-    async def refuse(self, reason: str) -> None:
-        """Turn the client away with an error line."""
-        log.warning("refused %s: %s", self.peer, reason)
-        with contextlib.suppress(OSError):
-            await self._send(protocol.error(reason))
-        await self._close()
-
     async def _linger(self) -> None:
-        """Stop sending and drain the client a while before the close.
+        """End the connection from this side without losing the replies already sent.
 
-        Closing a socket with unread input sends a reset, which can destroy the error
-        line before the client reads it.
+        Closing a socket with unread input sends a reset, which can destroy replies
+        the client has not read yet: stop sending, then drain the client a while.
         """
         if self.writer.can_write_eof():
             self.writer.write_eof()
@@ -140,6 +154,54 @@ class Connection:
             self.writer.transport.abort()
 
 
+class LineServer:
+    """Admits `max_connections` clients at once and stops them gracefully."""
+
+    def __init__(self, settings: Settings, handler: Handler) -> None:
+        self.settings, self.handler = settings, handler
+        self.connections: dict[Connection, asyncio.Task[None]] = {}
+        self.refusals = logs.Throttled(log)
+        self.stopping = False
+
+    async def accept(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        connection = Connection(reader, writer, self.settings, self.handler)
+        if self.stopping:
+            await connection.refuse("server shutting down", self.refusals)
+        elif len(self.connections) >= self.settings.max_connections:
+            await connection.refuse("server busy", self.refusals)
+        else:
+            task = asyncio.ensure_future(connection.serve())
+            self.connections[connection] = task
+            try:
+                # wait() rather than await: a task cancelled by a forced stop must
+                # not cancel this one, which asyncio created for the connection.
+                await asyncio.wait([task])
+            finally:
+                del self.connections[connection]
+
+    async def stop(self, signum: signal.Signals) -> None:
+        """Let requests in progress finish (up to the shutdown timeout), then return."""
+        self.stopping = True
+        log.info(
+            "stopping on %s: %d connections open", signum.name, len(self.connections)
+        )
+        for connection in self.connections:
+            connection.stop()
+        if not self.connections:
+            return
+        timeout = self.settings.shutdown_timeout
+        _, busy = await asyncio.wait(self.connections.values(), timeout=timeout)
+        if busy:
+            log.warning(
+                "%d connections still busy after %gs; exiting", len(busy), timeout
+            )
+            for task in busy:
+                task.cancel()
+            await asyncio.wait(busy)
+
+
 async def serve_until_stopped(settings: Settings, handler: Handler) -> None:
     """Serve until SIGTERM or SIGINT, then let in-flight requests finish."""
     loop = asyncio.get_running_loop()
@@ -151,53 +213,22 @@ async def serve_until_stopped(settings: Settings, handler: Handler) -> None:
 
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, on_signal, signum)
-    connections: dict[asyncio.Task[None], Connection] = {}
-
-    async def accept(
-        reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-    ) -> None:
-        connection = Connection(reader, writer, settings, handler)
-        if len(connections) >= settings.max_connections:
-            await connection.refuse("server busy")
-            return
-        task = asyncio.current_task()
-        assert task is not None
-        connections[task] = connection
-        try:
-            await connection.serve()
-        finally:
-            del connections[task]
-
-    server = await asyncio.start_server(
-        accept, settings.host, settings.port, backlog=128
-    )
+    lines = LineServer(settings, handler)
+    try:
+        server = await asyncio.start_server(
+            lines.accept, settings.host, settings.port, backlog=128
+        )
+    except OSError as error:
+        raise cannot_listen(settings.host, settings.port, error) from None
     address = logs.address(server.sockets[0].getsockname())
-    loop_name = "uvloop" if uvloop is not None else "the standard event loop"
-    log.info("listening on %s (%s)", address, MODEL.format(loop_name))
+    log.info("listening on %s (%s)", address, MODEL.format(LOOP_NAME))
     signum = await stop
-
     server.close()
-    log.info("stopping on %s: %d connections open", signum.name, len(connections))
-    for task, connection in connections.items():
-        connection.stopping = True
-        if not connection.busy:
-            task.cancel()
-    if connections:
-        _, busy = await asyncio.wait(connections, timeout=settings.shutdown_timeout)
-        if busy:
-            log.warning(
-                "%d connections still busy after %gs; closing them",
-                len(busy),
-                settings.shutdown_timeout,
-            )
-            for task in busy:
-                task.cancel()
-            await asyncio.wait(busy)
+    await lines.stop(signum)
     log.info("stopped")
 
 
 def serve(settings: Settings, handler: Handler = handle) -> None:
     """Run the event loop (uvloop's when installed) until the server stops."""
-    loop_factory = uvloop.new_event_loop if uvloop is not None else None
-    with asyncio.Runner(loop_factory=loop_factory) as runner:
+    with asyncio.Runner(loop_factory=LOOP_FACTORY) as runner:
         runner.run(serve_until_stopped(settings, handler))

@@ -10,24 +10,17 @@ shares.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-from . import config
 from .base import Handler, LineServer, run
-from .config import setting
 from .handler import handle
-from .protocol import DEFAULT_MAX_LINE_BYTES
+from .protocol import LineSettings
 
 __all__ = ["Handler", "Settings", "serve"]
 
 MODEL = "tcp, blocking: one client at a time"
 
 
-@dataclass(frozen=True)
-class Settings(config.Settings):
-    max_line_bytes: int = setting(
-        DEFAULT_MAX_LINE_BYTES, "longest request line, in bytes", minimum=1
-    )
+# One client at a time needs no connection limit: the line server's settings suffice.
+Settings = LineSettings
 
 
 def serve(settings: Settings, handler: Handler = handle) -> None:

@@ -12,11 +12,10 @@ from __future__ import annotations
 import socketserver
 from dataclasses import dataclass
 
-from . import config
 from .base import Handler, LineServer, run
 from .config import setting
 from .handler import handle
-from .protocol import DEFAULT_MAX_LINE_BYTES
+from .protocol import LineSettings
 
 __all__ = ["Handler", "Settings", "serve"]
 
@@ -24,12 +23,9 @@ MODEL = "tcp, threaded: a thread per connection"
 
 
 @dataclass(frozen=True)
-class Settings(config.Settings):
+class Settings(LineSettings):
     max_connections: int = setting(
         200, "clients served at once; more are refused", minimum=1
-    )
-    max_line_bytes: int = setting(
-        DEFAULT_MAX_LINE_BYTES, "longest request line, in bytes", minimum=1
     )
 
 

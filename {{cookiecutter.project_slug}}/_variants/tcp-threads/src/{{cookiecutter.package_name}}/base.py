@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import select
 import signal
 import socket
 import socketserver
@@ -19,13 +20,14 @@ from collections.abc import Callable
 from typing import Any
 
 from . import logs, protocol
+from .config import cannot_listen
 from .protocol import Event, LineProtocol, Request
 
 log = logging.getLogger(__name__)
 
 Handler = Callable[[str], str]
 RECV_BYTES = 64 * 1024
-LINGER_SECONDS = 1.0  # how long a rejected client may go on sending before the close
+LINGER_SECONDS = 2.0  # how long a closing connection drains what the client still sends
 STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT}
 
 
@@ -48,25 +50,38 @@ class LineServer(socketserver.TCPServer):
         self.max_line_bytes = max_line_bytes
         self.idle_timeout = idle_timeout
         self.max_connections = max_connections
-        self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
+        self.refusals = logs.Throttled(log)
         self._active: set[socket.socket] = set()
         self._changed = threading.Condition()
-        self._stopping = False
-        super().__init__(address, LineConnection)
+        self.stopping = False
+        # Readable once the server stops: wakes every connection waiting for input.
+        self.stop_signal, self._stop_writer = os.pipe()
+        try:
+            self.address_family = socket.getaddrinfo(*address, type=socket.SOCK_STREAM)[
+                0
+            ][0]
+            super().__init__(address, LineConnection)
+        except OSError as error:
+            raise cannot_listen(*address, error) from None
 
     def verify_request(self, request: Any, client_address: Any) -> bool:
         with self._changed:
-            if self._stopping:
+            if self.stopping:
                 refusal = "server shutting down"
             elif len(self._active) >= self.max_connections:
                 refusal = "server busy"
             else:
                 self._active.add(request)
                 return True
-        log.warning("refused %s: %s", logs.address(client_address), refusal)
-        with contextlib.suppress(OSError):
-            request.sendall(protocol.error(refusal))
+        self.refuse(request, client_address, refusal)
         return False
+
+    def refuse(self, request: socket.socket, client_address: Any, reason: str) -> None:
+        """Turn a client away with an error line; the caller closes the socket."""
+        self.refusals.warning(f"refused {logs.address(client_address)}: {reason}")
+        with contextlib.suppress(OSError):
+            request.settimeout(0)  # never wait on a client that is being turned away
+            request.send(protocol.error(reason))
 
     def shutdown_request(self, request: Any) -> None:
         with self._changed:
@@ -86,14 +101,10 @@ class LineServer(socketserver.TCPServer):
             return protocol.error("internal error")
 
     def begin_stop(self) -> int:
-        """Refuse new clients; end idle connections; return how many are open."""
+        """Refuse new clients and wake idle ones; return how many are connected."""
         with self._changed:
-            self._stopping = True
-            # Wakes a connection blocked reading with an end of stream; one busy in
-            # the handler still sends its reply and then finds the end.
-            for request in self._active:
-                with contextlib.suppress(OSError):
-                    request.shutdown(socket.SHUT_RD)
+            self.stopping = True
+            os.write(self._stop_writer, b"!")
             return len(self._active)
 
     def wait_idle(self, timeout: float) -> int:
@@ -110,6 +121,9 @@ class LineConnection(socketserver.BaseRequestHandler):
     request: socket.socket
 
     def handle(self) -> None:
+        self.ready = select.poll()
+        self.ready.register(self.request, select.POLLIN)
+        self.ready.register(self.server.stop_signal, select.POLLIN)
         try:
             self._serve()
         except OSError as error:  # reset, broken pipe, a send that timed out
@@ -128,19 +142,21 @@ class LineConnection(socketserver.BaseRequestHandler):
                     return
 
     def _receive(self, framing: LineProtocol) -> list[Event] | None:
-        """The next events; None once the client is gone or too slow."""
+        """The next events; None once the connection is over."""
         deadline = time.monotonic() + self.server.idle_timeout
         while (remaining := deadline - time.monotonic()) > 0:
-            self.request.settimeout(remaining)
-            try:
-                data = self.request.recv(RECV_BYTES)
-            except TimeoutError:
-                break
-            if not data:
+            ready = dict(self.ready.poll(remaining * 1000))
+            if self.server.stop_signal in ready:
+                self._linger()
                 return None
-            if events := framing.receive_data(data):
-                return events
+            if ready:
+                data = self.request.recv(RECV_BYTES)
+                if not data:
+                    return framing.receive_eof() or None
+                if events := framing.receive_data(data):
+                    return events
         self._send(protocol.error("idle timeout"))
+        self._linger()
         return None
 
     def _send(self, data: bytes) -> None:
@@ -148,10 +164,10 @@ class LineConnection(socketserver.BaseRequestHandler):
         self.request.sendall(data)
 
     def _linger(self) -> None:
-        """Close after an error without a reset: stop sending, drain the client a while.
+        """End the connection from this side without losing the replies already sent.
 
-        Closing a socket with unread input sends a reset, which can destroy the error
-        line before the client reads it.
+        Closing a socket with unread input sends a reset, which can destroy replies
+        the client has not read yet: stop sending, then drain the client a while.
         """
         self.request.shutdown(socket.SHUT_WR)
         deadline = time.monotonic() + LINGER_SECONDS

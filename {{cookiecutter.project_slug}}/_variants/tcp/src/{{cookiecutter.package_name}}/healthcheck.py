@@ -2,39 +2,45 @@
 
     python -m {{ cookiecutter.package_name }}.healthcheck
 
-It connects to the server named by the same HOST and PORT settings, sends one line
-and waits for one line back; any answer, even an error line, shows the server is
-alive and serving. Exit status 0 when it is, 1 when not, as container health
-checks expect.
+It connects to the address in the HOST and PORT variables (the server's own), sends
+one line and waits for one line back. It reports healthy when the server answers
+and can take a client now: an answer of ``ERROR server busy`` or ``ERROR server
+shutting down`` counts as unhealthy, so a load balancer sends clients elsewhere.
+Exit status 0 when healthy, 1 when not, as container health checks expect.
 """
 
 from __future__ import annotations
 
+import os
 import socket
 import sys
-from collections.abc import Sequence
 
-from .config import ConfigError, Settings, load
+from .config import ConfigError, Settings, env_var, load
 
 PROBE = b"healthcheck\n"
 TIMEOUT_SECONDS = 3.0
+TURNED_AWAY = (b"ERROR server busy\n", b"ERROR server shutting down\n")
 # A server listening on every address is probed on the loopback one.
-WILDCARDS = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}
+WILDCARDS = {"0.0.0.0": "127.0.0.1", "::": "::1"}
 
 
-def probe(host: str, port: int, timeout: float = TIMEOUT_SECONDS) -> bytes:
-    """Send one line and return the line that comes back; raise OSError if none does."""
+def probe(host: str, port: int, timeout: float = TIMEOUT_SECONDS) -> None:
+    """Make one round trip; raise OSError saying why the server is not healthy."""
     with socket.create_connection((WILDCARDS.get(host, host), port), timeout) as sock:
         sock.sendall(PROBE)
         answer = sock.makefile("rb").readline()
     if not answer.endswith(b"\n"):
         raise ConnectionError("the server closed the connection without answering")
-    return answer
+    if answer in TURNED_AWAY:
+        raise ConnectionError(f"the server answered {answer.decode().strip()!r}")
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main() -> int:
+    # Only the address matters here: the server's other settings are its own business.
+    address = {env_var("host"), env_var("port")}
+    environ = {name: value for name, value in os.environ.items() if name in address}
     try:
-        settings = load(Settings, argv)
+        settings = load(Settings, [], environ)
         probe(settings.host, settings.port)
     except (ConfigError, OSError) as error:
         print(f"unhealthy: {error}", file=sys.stderr)

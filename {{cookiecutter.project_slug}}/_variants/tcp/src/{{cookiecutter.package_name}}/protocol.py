@@ -11,7 +11,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-DEFAULT_MAX_LINE_BYTES = 64 * 1024
+from . import config
+from .config import setting
+
+
+@dataclass(frozen=True)
+class LineSettings(config.Settings):
+    """The settings of every line server: those of any server, and the line limit."""
+
+    max_line_bytes: int = setting(
+        64 * 1024, "longest request line, in bytes", minimum=1, maximum=16 * 1024**2
+    )
 
 
 @dataclass(frozen=True)
@@ -35,7 +45,7 @@ Event = Request | Reject
 class LineProtocol:
     """The framing state of one connection."""
 
-    def __init__(self, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES) -> None:
+    def __init__(self, max_line_bytes: int = LineSettings.max_line_bytes) -> None:
         self.max_line_bytes = max_line_bytes
         self._buffer = bytearray()
         self._scanned = 0  # bytes of the buffer already known to hold no newline
@@ -55,6 +65,9 @@ class LineProtocol:
             if len(line) > self.max_line_bytes:
                 events.append(self._too_long())
                 return events
+            if b"\r" in line:  # a reply could not echo it and stay one line
+                events.append(Reject("carriage return inside a line", close=False))
+                continue
             try:
                 events.append(Request(line.decode("utf-8")))
             except UnicodeDecodeError:
@@ -65,10 +78,13 @@ class LineProtocol:
             events.append(self._too_long())
         return events
 
-    @property
-    def partial(self) -> bool:
-        """Whether the peer has sent part of a line."""
-        return bool(self._buffer)
+    def receive_eof(self) -> list[Event]:
+        """The peer has finished sending: a line it left unterminated is rejected."""
+        if not self._buffer:
+            return []
+        self._buffer.clear()
+        self._scanned = 0
+        return [Reject("incomplete line: no newline before the end", close=True)]
 
     def _too_long(self) -> Reject:
         self._buffer.clear()
