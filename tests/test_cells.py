@@ -1,4 +1,4 @@
-"""Each cell, installed as a user installs it, passes its own test suite.
+"""Each cell, installed as a user installs it, type-checks and passes its own tests.
 
 The project is installed into a fresh virtual environment from its own
 pyproject.toml, so a dependency it forgets to declare fails here.
@@ -50,7 +50,8 @@ def test_cell_installs_and_passes_its_own_suite(
     venv = tmp_path / "venv"
     run([sys.executable, "-m", "venv", venv], cwd=tmp_path)
     pip = [venv / "bin" / "python", "-m", "pip", "install", "--quiet"]
-    run([*pip, ".[test]"], cwd=project)
+    run([*pip, ".[test,dev]"], cwd=project)
+    run([venv / "bin" / "mypy"], cwd=project)  # strict, as the project configures it
     print(f"{protocol}-{model}: {run_own_suite(venv, project)}")
     if model == "asyncio":
         # Again on uvloop, which the project uses when it is installed.
