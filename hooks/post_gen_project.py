@@ -2,11 +2,14 @@
 
 Files every project has sit at their final place in the template. The rest is
 rendered under ``_variants/``, one folder per layer, each folder mirroring the
-project tree:
+project tree. A cell's layers, most general first:
 
-    <protocol>/             shared by every model of the protocol: framing, tests
-    <protocol>-threads/     shared by the thread models: socketserver, sync handler
-    <protocol>-concurrent/  shared by the models serving many clients at once: tests
+    asyncio/                (asyncio) the event loop, any protocol
+    threads/                (thread models) admission and graceful stop, any protocol
+    threadpool/             (threadpool) the pool mix-in, any protocol
+    <protocol>/             shared by every model of the protocol: limits, tests
+    <protocol>-threads/     shared by its thread models: connection loop, sync handler
+    <protocol>-concurrent/  shared by its models serving many clients at once: tests
     <protocol>-<model>/     the model itself: server.py
 
 A layer that a protocol does not need has no folder. Every file comes from exactly
@@ -27,11 +30,12 @@ ANSWERS = r"""{{ {
     "include_docker": cookiecutter.include_docker,
 } | tojson }}"""
 
+# For each model: the layers any protocol shares, then those of the protocol.
 LAYERS = {
-    "asyncio": ("concurrent", "asyncio"),
-    "threadpool": ("threads", "concurrent", "threadpool"),
-    "threaded": ("threads", "concurrent", "threaded"),
-    "blocking": ("threads", "blocking"),
+    "asyncio": (("asyncio",), ("concurrent", "asyncio")),
+    "threadpool": (("threads", "threadpool"), ("threads", "concurrent", "threadpool")),
+    "threaded": (("threads",), ("threads", "concurrent", "threaded")),
+    "blocking": (("threads",), ("threads", "blocking")),
 }
 VARIANTS = "_variants"
 DOCKER_FILES = ("Dockerfile", ".dockerignore")
@@ -39,7 +43,8 @@ DOCKER_FILES = ("Dockerfile", ".dockerignore")
 
 def layers(protocol: str, concurrency: str) -> list[str]:
     """The layer folders of one cell, most general first."""
-    return [protocol, *(f"{protocol}-{name}" for name in LAYERS[concurrency])]
+    shared, own = LAYERS[concurrency]
+    return [*shared, protocol, *(f"{protocol}-{name}" for name in own)]
 
 
 def assemble(

@@ -26,33 +26,77 @@ COMMON_FILES = {
     "src/{package}/__main__.py",
     "src/{package}/config.py",
     "src/{package}/logs.py",
-    "src/{package}/handler.py",
     "src/{package}/server.py",
     "tests/__init__.py",
     "tests/conftest.py",
     "tests/serverprocess.py",
     "tests/test_config.py",
-    "tests/test_handler.py",
 }
 PROTOCOL_FILES = {
     "tcp": {
+        "src/{package}/handler.py",
         "src/{package}/protocol.py",
         "src/{package}/healthcheck.py",
         "tests/handlers.py",
+        "tests/test_handler.py",
         "tests/lineclient.py",
         "tests/test_protocol.py",
         "tests/test_server.py",
     },
+    "http": {
+        "src/{package}/app.py",
+        "src/{package}/limits.py",
+        "src/{package}/healthcheck.py",
+        "tests/apps.py",
+        "tests/test_app.py",
+        "tests/test_server.py",
+    },
 }
 MODEL_FILES = {
-    ("tcp", "asyncio"): {"tests/test_concurrency.py", "tests/test_event_loop.py"},
+    ("tcp", "asyncio"): {
+        "src/{package}/eventloop.py",
+        "tests/test_concurrency.py",
+        "tests/test_event_loop.py",
+    },
     ("tcp", "threadpool"): {
         "src/{package}/base.py",
+        "src/{package}/threads.py",
+        "src/{package}/pool.py",
         "tests/test_concurrency.py",
         "tests/test_pool.py",
     },
-    ("tcp", "threaded"): {"src/{package}/base.py", "tests/test_concurrency.py"},
-    ("tcp", "blocking"): {"src/{package}/base.py", "tests/test_blocking.py"},
+    ("tcp", "threaded"): {
+        "src/{package}/base.py",
+        "src/{package}/threads.py",
+        "tests/test_concurrency.py",
+    },
+    ("tcp", "blocking"): {
+        "src/{package}/base.py",
+        "src/{package}/threads.py",
+        "tests/test_blocking.py",
+    },
+    ("http", "asyncio"): {
+        "src/{package}/eventloop.py",
+        "tests/test_concurrency.py",
+        "tests/test_event_loop.py",
+    },
+    ("http", "threadpool"): {
+        "src/{package}/base.py",
+        "src/{package}/threads.py",
+        "src/{package}/pool.py",
+        "tests/test_concurrency.py",
+        "tests/test_pool.py",
+    },
+    ("http", "threaded"): {
+        "src/{package}/base.py",
+        "src/{package}/threads.py",
+        "tests/test_concurrency.py",
+    },
+    ("http", "blocking"): {
+        "src/{package}/base.py",
+        "src/{package}/threads.py",
+        "tests/test_blocking.py",
+    },
 }
 DOCKER_FILES = {"Dockerfile", ".dockerignore"}
 

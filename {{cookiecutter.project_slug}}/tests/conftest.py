@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -14,14 +15,12 @@ def start_server() -> Iterator[StartServer]:
     """Start servers on free ports: ``start_server(*flags, handler=, **settings)``.
 
     `handler` names a test handler as ``module:function``; settings become the
-    environment variables the server reads.
+    environment variables the server reads; `environ` adds other variables.
     """
     started: list[ServerProcess] = []
 
-    def start(
-        *flags: str, handler: str | None = None, **settings: object
-    ) -> ServerProcess:
-        started.append(ServerProcess.start(*flags, handler=handler, **settings))
+    def start(*flags: str, **options: Any) -> ServerProcess:
+        started.append(ServerProcess.start(*flags, **options))
         return started[-1]
 
     yield start

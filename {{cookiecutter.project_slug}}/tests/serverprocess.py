@@ -35,12 +35,16 @@ class ServerProcess:
 
     @classmethod
     def start(
-        cls, *flags: str, handler: str | None = None, **settings: object
+        cls,
+        *flags: str,
+        handler: str | None = None,
+        environ: dict[str, str] | None = None,
+        **settings: object,
     ) -> ServerProcess:
         """Start the server on a free port and wait until it is ready."""
         if unknown := set(settings) - SETTINGS:
             raise TypeError(f"this server has no setting {', '.join(sorted(unknown))}")
-        env = {**os.environ, "HOST": "127.0.0.1", "PORT": "0"}
+        env = {**os.environ, **(environ or {}), "HOST": "127.0.0.1", "PORT": "0"}
         env.update({env_var(name): str(value) for name, value in settings.items()})
         if handler is None:
             command = [sys.executable, "-m", PACKAGE, *flags]

@@ -59,9 +59,16 @@ def test_readme_documents_every_setting_with_its_default() -> None:
         if line.startswith("| `--")
     }
     expected = {
-        flag(field.name): [env_var(field.name), f"{field.default:g}"]
-        if isinstance(field.default, float)
-        else [env_var(field.name), str(field.default)]
+        flag(field.name): [env_var(field.name), readable(field.default)]
         for field in dataclasses.fields(Settings)
     }
     assert rows == expected
+
+
+def readable(default: object) -> str:
+    """A default as the README writes it."""
+    if isinstance(default, bool):
+        return str(default).lower()
+    if isinstance(default, float):
+        return f"{default:g}"
+    return str(default)

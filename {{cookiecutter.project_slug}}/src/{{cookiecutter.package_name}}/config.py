@@ -21,6 +21,14 @@ ENV_PREFIX = "{{ cookiecutter.package_name | upper }}_"
 UNPREFIXED = frozenset({"host", "port"})
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 LOG_FORMATS = ("text", "json")
+BOOLEANS = {
+    "true": True,
+    "yes": True,
+    "1": True,
+    "false": False,
+    "no": False,
+    "0": False,
+}
 # Plain decimal numbers only: no "1_000", "nan", "inf" or non-ASCII digits.
 NUMBER = {
     int: re.compile(r"[+-]?[0-9]+"),
@@ -117,6 +125,15 @@ def load(
     return cls(**values)
 
 
+def local_address(environ: Mapping[str, str] = os.environ) -> tuple[str, int]:
+    """Where a probe on this machine reaches the server: its HOST and PORT, with a
+    wildcard host (every address) replaced by the loopback address."""
+    address = {env_var("host"), env_var("port")}  # the server's other settings aside
+    settings = load(Settings, [], {k: v for k, v in environ.items() if k in address})
+    wildcards = {"0.0.0.0": "127.0.0.1", "::": "::1"}
+    return wildcards.get(settings.host, settings.host), settings.port
+
+
 def cannot_listen(host: str, port: int, error: OSError) -> ConfigError:
     """The error for an address the server cannot bind, in one line."""
     if error.errno and error.errno > 0:  # the OS's words, whichever wrapper says it
@@ -135,6 +152,10 @@ def parse(raw: str, kind: type, rules: Mapping[str, Any]) -> Any:
             if text.casefold() == choice.casefold():
                 return choice
         raise ValueError(f"expected one of {', '.join(choices)}")
+    if kind is bool:
+        if text.lower() in BOOLEANS:
+            return BOOLEANS[text.lower()]
+        raise ValueError("expected true or false")
     if kind is str:
         if not text:
             raise ValueError("expected a value, not an empty one")

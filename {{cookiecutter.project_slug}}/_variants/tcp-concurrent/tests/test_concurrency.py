@@ -45,6 +45,7 @@ def test_refuses_clients_beyond_the_cap_then_admits_again(
         assert third.read_line() == "ERROR server busy"
         assert third.is_closed_by_server()
     assert "refused" in server.wait_for_log(r"refused .*: server busy")[0]
+    assert "Traceback" not in server.log
     first.close()
     for _ in range(50):  # the server notices the close a moment later
         with LineClient(server.address) as fourth:

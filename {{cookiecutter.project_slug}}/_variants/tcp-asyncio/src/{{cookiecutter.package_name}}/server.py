@@ -16,19 +16,11 @@ import signal
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from . import logs, protocol
+from . import eventloop, logs, protocol
 from .config import cannot_listen, setting
+from .eventloop import LOOP_NAME, stop_signal
 from .handler import handle
 from .protocol import Event, LineProtocol, LineSettings, Request
-
-LoopFactory = Callable[[], asyncio.AbstractEventLoop]
-LOOP_FACTORY: LoopFactory | None
-try:
-    import uvloop
-
-    LOOP_FACTORY, LOOP_NAME = uvloop.new_event_loop, "uvloop"
-except ImportError:  # optional: the standard event loop serves the same
-    LOOP_FACTORY, LOOP_NAME = None, "the standard event loop"
 
 __all__ = ["Handler", "Settings", "serve"]
 
@@ -204,15 +196,7 @@ class LineServer:
 
 async def serve_until_stopped(settings: Settings, handler: Handler) -> None:
     """Serve until SIGTERM or SIGINT, then let in-flight requests finish."""
-    loop = asyncio.get_running_loop()
-    stop: asyncio.Future[signal.Signals] = loop.create_future()
-
-    def on_signal(signum: signal.Signals) -> None:
-        if not stop.done():  # a second signal changes nothing: the drain is bounded
-            stop.set_result(signum)
-
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, on_signal, signum)
+    stop = stop_signal()
     lines = LineServer(settings, handler)
     try:
         server = await asyncio.start_server(
@@ -230,5 +214,4 @@ async def serve_until_stopped(settings: Settings, handler: Handler) -> None:
 
 def serve(settings: Settings, handler: Handler = handle) -> None:
     """Run the event loop (uvloop's when installed) until the server stops."""
-    with asyncio.Runner(loop_factory=LOOP_FACTORY) as runner:
-        runner.run(serve_until_stopped(settings, handler))
+    eventloop.run(serve_until_stopped(settings, handler))

@@ -10,9 +10,10 @@ shares.
 
 from __future__ import annotations
 
-from .base import Handler, LineServer, run
+from .base import Handler, LineServer
 from .handler import handle
 from .protocol import LineSettings
+from .threads import run
 
 __all__ = ["Handler", "Settings", "serve"]
 

@@ -12,10 +12,11 @@ from __future__ import annotations
 import socketserver
 from dataclasses import dataclass
 
-from .base import Handler, LineServer, run
+from .base import Handler, LineServer
 from .config import setting
 from .handler import handle
 from .protocol import LineSettings
+from .threads import run
 
 __all__ = ["Handler", "Settings", "serve"]
 

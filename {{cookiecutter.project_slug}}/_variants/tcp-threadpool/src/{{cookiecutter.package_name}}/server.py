@@ -10,16 +10,14 @@ See base.py for what every thread model shares.
 
 from __future__ import annotations
 
-import time
-from collections import deque
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
 
-from .base import Handler, LineServer, run
+from .base import Handler, LineServer
 from .config import ConfigError, env_var, flag, setting
 from .handler import handle
+from .pool import ThreadPoolMixIn
 from .protocol import LineSettings
+from .threads import run
 
 __all__ = ["Handler", "Settings", "serve"]
 
@@ -43,41 +41,8 @@ class Settings(LineSettings):
             )
 
 
-class ThreadPoolServer(LineServer):
-    """A LineServer whose connections wait for a worker of a fixed pool."""
-
-    def __init__(self, *args: Any, pool_size: int, **limits: Any) -> None:
-        self.pool = ThreadPoolExecutor(pool_size, thread_name_prefix="worker")
-        # (queued at, future, request, client address), oldest first
-        self.queue: deque[tuple[float, Future[None], Any, Any]] = deque()
-        super().__init__(*args, **limits)
-
-    def process_request(self, request: Any, client_address: Any) -> None:
-        future = self.pool.submit(self._serve_on_worker, request, client_address)
-        self.queue.append((time.monotonic(), future, request, client_address))
-
-    def _serve_on_worker(self, request: Any, client_address: Any) -> None:
-        try:
-            self.finish_request(request, client_address)
-        except Exception:
-            self.handle_error(request, client_address)
-        finally:
-            self.shutdown_request(request)
-
-    def service_actions(self) -> None:
-        """Turn away clients that waited for a worker longer than the idle timeout.
-
-        The accept loop calls this between accepts, several times a second.
-        """
-        too_old = time.monotonic() - self.idle_timeout
-        while self.queue:
-            queued_at, future, request, client_address = self.queue[0]
-            if queued_at > too_old and not (future.running() or future.done()):
-                return
-            self.queue.popleft()
-            if future.cancel():  # it never started: the connection is ours to close
-                self.refuse(request, client_address, "server busy")
-                self.shutdown_request(request)
+class ThreadPoolServer(ThreadPoolMixIn, LineServer):
+    pass
 
 
 def serve(settings: Settings, handler: Handler = handle) -> None:

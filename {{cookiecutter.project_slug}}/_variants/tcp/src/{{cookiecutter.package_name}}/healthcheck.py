@@ -11,22 +11,19 @@ Exit status 0 when healthy, 1 when not, as container health checks expect.
 
 from __future__ import annotations
 
-import os
 import socket
 import sys
 
-from .config import ConfigError, Settings, env_var, load
+from .config import ConfigError, local_address
 
 PROBE = b"healthcheck\n"
 TIMEOUT_SECONDS = 3.0
 TURNED_AWAY = (b"ERROR server busy\n", b"ERROR server shutting down\n")
-# A server listening on every address is probed on the loopback one.
-WILDCARDS = {"0.0.0.0": "127.0.0.1", "::": "::1"}
 
 
 def probe(host: str, port: int, timeout: float = TIMEOUT_SECONDS) -> None:
     """Make one round trip; raise OSError saying why the server is not healthy."""
-    with socket.create_connection((WILDCARDS.get(host, host), port), timeout) as sock:
+    with socket.create_connection((host, port), timeout) as sock:
         sock.sendall(PROBE)
         answer = sock.makefile("rb").readline()
     if not answer.endswith(b"\n"):
@@ -36,12 +33,8 @@ def probe(host: str, port: int, timeout: float = TIMEOUT_SECONDS) -> None:
 
 
 def main() -> int:
-    # Only the address matters here: the server's other settings are its own business.
-    address = {env_var("host"), env_var("port")}
-    environ = {name: value for name, value in os.environ.items() if name in address}
     try:
-        settings = load(Settings, [], environ)
-        probe(settings.host, settings.port)
+        probe(*local_address())
     except (ConfigError, OSError) as error:
         print(f"unhealthy: {error}", file=sys.stderr)
         return 1

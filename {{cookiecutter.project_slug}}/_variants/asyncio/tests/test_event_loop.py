@@ -10,4 +10,4 @@ from .serverprocess import ServerProcess
 def test_names_the_event_loop_it_runs_on(server: ServerProcess) -> None:
     installed = importlib.util.find_spec("uvloop") is not None
     loop = "uvloop" if installed else "the standard event loop"
-    assert f"asyncio with {loop})" in server.log
+    assert f"with {loop})" in server.log

@@ -1,0 +1,43 @@
+"""The event loop: uvloop's when it is installed, the standard one otherwise.
+
+uvloop is an optional extra (``pip install '.[uvloop]'``): a faster drop-in loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+LoopFactory = Callable[[], asyncio.AbstractEventLoop]
+LOOP_FACTORY: LoopFactory | None
+try:
+    import uvloop
+
+    LOOP_FACTORY, LOOP_NAME = uvloop.new_event_loop, "uvloop"
+except ImportError:  # optional: the standard event loop serves the same
+    LOOP_FACTORY, LOOP_NAME = None, "the standard event loop"
+
+
+def run(main: Coroutine[Any, Any, None]) -> None:
+    """Run `main` to the end on a new event loop."""
+    with asyncio.Runner(loop_factory=LOOP_FACTORY) as runner:
+        runner.run(main)
+
+
+def stop_signal() -> asyncio.Future[signal.Signals]:
+    """A future the first SIGTERM or SIGINT sets to itself.
+
+    A second signal changes nothing: the drain that follows is already bounded.
+    """
+    loop = asyncio.get_running_loop()
+    stop: asyncio.Future[signal.Signals] = loop.create_future()
+
+    def on_signal(signum: signal.Signals) -> None:
+        if not stop.done():
+            stop.set_result(signum)
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, on_signal, signum)
+    return stop

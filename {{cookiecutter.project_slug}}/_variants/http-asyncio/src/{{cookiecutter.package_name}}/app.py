@@ -1,0 +1,61 @@
+"""Your application: its routes are where your code goes.
+
+An aiohttp application. Handlers are coroutines on the event loop: await I/O in
+them, and move blocking or CPU-heavy calls off the loop with
+``await asyncio.to_thread(...)``. Errors answer with a JSON body; an exception a
+handler raises is logged with its traceback and answered with a 500.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from aiohttp import web
+from aiohttp.typedefs import Handler
+
+from .limits import HttpSettings
+
+log = logging.getLogger(__name__)
+routes = web.RouteTableDef()
+
+
+@routes.get("/")
+async def index(request: web.Request) -> web.Response:
+    return web.Response(text="Hello from {{ cookiecutter.project_slug }}!\n")
+
+
+@routes.post("/echo")
+async def echo(request: web.Request) -> web.Response:
+    return web.Response(body=await request.read(), content_type=request.content_type)
+
+
+@routes.get("/healthz")
+async def healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+@web.middleware
+async def json_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Answer every error with a JSON body: {"error": reason, "status": code}."""
+    try:
+        return await handler(request)
+    except web.HTTPException as error:
+        if error.status < 400:
+            raise
+        return error_response(error.status, error.reason)
+    except Exception:
+        log.exception("%s %s failed", request.method, request.path)
+        return error_response(500, "Internal Server Error")
+
+
+def error_response(status: int, reason: str) -> web.Response:
+    return web.json_response({"error": reason, "status": status}, status=status)
+
+
+def create_app(settings: HttpSettings) -> web.Application:
+    """Build the application; the server supplies the settings."""
+    app = web.Application(
+        client_max_size=settings.max_body_bytes, middlewares=[json_errors]
+    )
+    app.add_routes(routes)
+    return app

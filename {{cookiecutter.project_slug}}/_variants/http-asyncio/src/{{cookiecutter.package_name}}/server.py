@@ -1,0 +1,124 @@
+"""asyncio: aiohttp's server, every connection on one event loop.
+
+An idle keep-alive connection costs a few kilobytes rather than a thread, and a
+handler that awaits I/O lets every other request go on: the model for many
+connections and I/O-bound work. A handler that blocks stalls every client; move
+such work off the loop. aiohttp parses strictly and enforces the header and body
+limits and the idle timeout (which also bounds a slow request head); this module
+adds the connection cap and the graceful stop. Uses uvloop when it is installed
+(``pip install '.[uvloop]'``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import cast
+
+from aiohttp import web
+
+from . import eventloop, logs
+from .app import create_app
+from .config import cannot_listen, setting
+from .eventloop import LOOP_NAME, stop_signal
+from .limits import HttpSettings
+
+__all__ = ["Handler", "Settings", "serve"]
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[HttpSettings], web.Application]
+MODEL = "http, asyncio: aiohttp with {}"
+LINGER_SECONDS = 2.0  # how long a refused connection drains what the client sends
+BUSY_BODY = json.dumps({"error": "Service Unavailable", "status": 503})
+BUSY = (
+    "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+    f"Content-Length: {len(BUSY_BODY)}\r\nConnection: close\r\n\r\n{BUSY_BODY}"
+).encode()
+
+
+@dataclass(frozen=True)
+class Settings(HttpSettings):
+    max_connections: int = setting(
+        1000, "connections open at once; more get a 503", minimum=1
+    )
+
+
+class Refusal(asyncio.Protocol):
+    """Answers a connection beyond the cap with a 503 and closes it.
+
+    It half-closes and drops what the client still sends until the client closes
+    too (or a moment passes): closing with unread input sends a reset, which can
+    destroy the 503 before the client reads it.
+    """
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # A stream transport (uvloop's is not an asyncio.Transport subclass).
+        transport = cast(asyncio.Transport, transport)
+        transport.write(BUSY)
+        if transport.can_write_eof():
+            transport.write_eof()
+        self.deadline = asyncio.get_running_loop().call_later(
+            LINGER_SECONDS, transport.close
+        )
+
+    def data_received(self, data: bytes) -> None:
+        pass  # the request of a client turned away
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.deadline.cancel()
+
+
+async def serve_until_stopped(settings: Settings, handler: Handler) -> None:
+    """Serve until SIGTERM or SIGINT, then let in-flight requests finish."""
+    stop = stop_signal()
+
+    runner = web.AppRunner(
+        handler(settings),
+        handle_signals=False,
+        access_log=logging.getLogger("aiohttp.access") if settings.access_log else None,
+        keepalive_timeout=settings.idle_timeout,
+        max_line_size=settings.max_header_bytes,
+        max_field_size=settings.max_header_bytes,
+        shutdown_timeout=settings.shutdown_timeout,
+    )
+    await runner.setup()
+    connections = runner.server
+    assert connections is not None
+
+    refusals = logs.Throttled(log)
+
+    def accept() -> asyncio.BaseProtocol:
+        if len(connections.connections) >= settings.max_connections:
+            refusals.warning("refused a connection: server busy")
+            return Refusal()
+        return connections()
+
+    try:
+        server = await asyncio.get_running_loop().create_server(
+            accept, settings.host, settings.port, backlog=128
+        )
+    except OSError as error:
+        raise cannot_listen(settings.host, settings.port, error) from None
+    address = logs.address(server.sockets[0].getsockname())
+    log.info("listening on %s (%s)", address, MODEL.format(LOOP_NAME))
+    signum = await stop
+    log.info(
+        "stopping on %s: %d connections open",
+        signum.name,
+        len(connections.connections),
+    )
+    server.close()
+    await runner.cleanup()  # closes idle connections, waits for requests in progress
+    log.info("stopped")
+
+
+def serve(settings: Settings, handler: Handler = create_app) -> None:
+    """Run the event loop (uvloop's when installed) until the server stops."""
+    # aiohttp reports every malformed request with a traceback: a client could
+    # flood the log. Errors of the application are logged by app.json_errors.
+    logging.getLogger("aiohttp.server").setLevel(logging.CRITICAL)
+    eventloop.run(serve_until_stopped(settings, handler))

@@ -1,0 +1,278 @@
+"""The real server over loopback: routes, limits, rude clients, shutdown.
+
+The same tests hold for every concurrency model.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+from {{ cookiecutter.package_name }}.config import env_var
+
+from .serverprocess import PACKAGE, ServerProcess, StartServer
+
+TEST_APP = "tests.apps:create_app"
+TIMEOUT_SECONDS = 10.0
+Address = tuple[str, int]
+
+
+def request(
+    address: Address, method: str, path: str, body: bytes | None = None
+) -> tuple[int, dict[str, str], bytes]:
+    """One request on a new connection: status, headers, body."""
+    connection = http.client.HTTPConnection(*address, timeout=TIMEOUT_SECONDS)
+    try:
+        connection.request(method, path, body=body)
+        response = connection.getresponse()
+        return response.status, dict(response.getheaders()), response.read()
+    finally:
+        connection.close()
+
+
+def exchange(address: Address, data: bytes) -> bytes:
+    """Send raw bytes, then read whatever comes back until the server closes."""
+    with socket.create_connection(address, timeout=TIMEOUT_SECONDS) as sock:
+        sock.sendall(data)
+        received = b""
+        try:
+            while chunk := sock.recv(65536):
+                received += chunk
+        except ConnectionResetError:
+            pass
+        return received
+
+
+STATUS_LINE = re.compile(rb"^HTTP/1\.[01] \d{3} ", re.MULTILINE)
+
+
+def status_of(response: bytes) -> int:
+    return int(response.split(b" ", 2)[1])
+
+
+def test_index_says_hello(server: ServerProcess) -> None:
+    status, _, body = request(server.address, "GET", "/")
+    assert (status, body) == (200, b"Hello from {{ cookiecutter.project_slug }}!\n")
+
+
+def test_echo_returns_the_body(server: ServerProcess) -> None:
+    payload = "héllo ✓".encode() * 1000
+    status, _, body = request(server.address, "POST", "/echo", payload)
+    assert (status, body) == (200, payload)
+
+
+def test_healthz_answers_ok(server: ServerProcess) -> None:
+    status, headers, body = request(server.address, "GET", "/healthz")
+    assert status == 200
+    assert headers["Content-Type"].startswith("application/json")
+    assert json.loads(body) == {"status": "ok"}
+
+
+def test_errors_have_a_json_body(server: ServerProcess) -> None:
+    status, headers, body = request(server.address, "GET", "/no/such/page")
+    assert status == 404
+    assert headers["Content-Type"].startswith("application/json")
+    assert json.loads(body) == {"error": "Not Found", "status": 404}
+
+
+def test_logs_the_address_it_bound(server: ServerProcess) -> None:
+    host, port = server.address
+    assert port != 0
+    assert f"listening on {host}:{port}" in server.log
+
+
+def test_refuses_a_body_over_the_limit(start_server: StartServer) -> None:
+    server = start_server(max_body_bytes=1000)
+    status, _, body = request(server.address, "POST", "/echo", b"x" * 2000)
+    assert status == 413
+    assert json.loads(body)["status"] == 413
+    assert request(server.address, "POST", "/echo", b"x" * 1000)[0] == 200
+
+
+def test_refuses_a_header_over_the_limit(start_server: StartServer) -> None:
+    server = start_server(max_header_bytes=2048)
+    head = b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 4096 + b"\r\n\r\n"
+    assert status_of(exchange(server.address, head)) in (400, 431)
+    assert request(server.address, "GET", "/")[0] == 200
+
+
+def test_refuses_a_request_line_over_the_limit(start_server: StartServer) -> None:
+    server = start_server(max_header_bytes=2048)
+    line = b"GET /" + b"a" * 4096 + b" HTTP/1.1\r\nHost: x\r\n\r\n"
+    assert status_of(exchange(server.address, line)) in (400, 414, 431)
+    assert request(server.address, "GET", "/")[0] == 200
+
+
+def test_closes_a_client_that_trickles_its_headers(start_server: StartServer) -> None:
+    """Slowloris: a byte at a time does not keep a request head alive."""
+    server = start_server(idle_timeout=1)
+    with socket.create_connection(server.address, timeout=TIMEOUT_SECONDS) as sock:
+        sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n")
+        for _ in range(50):  # 5 s of trickling, far past the timeout
+            try:
+                sock.sendall(b"X")
+            except OSError:
+                break
+            if socket_closed(sock, within=0.1):
+                break
+        else:
+            pytest.fail("the server kept a trickling client for 5 s")
+    assert request(server.address, "GET", "/")[0] == 200
+
+
+def socket_closed(sock: socket.socket, within: float) -> bool:
+    """Whether the server ends the connection (with or without an answer) in time."""
+    sock.settimeout(within)
+    try:
+        while data := sock.recv(65536):
+            if not data.startswith(b"HTTP/1.1 408"):
+                return False
+        return True
+    except TimeoutError:
+        return False
+    except ConnectionResetError:
+        return True
+
+
+def test_closes_an_idle_keep_alive_connection(start_server: StartServer) -> None:
+    server = start_server(idle_timeout=1)
+    with socket.create_connection(server.address, timeout=TIMEOUT_SECONDS) as sock:
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        response = http.client.HTTPResponse(sock)
+        response.begin()
+        assert response.status == 200
+        assert json.loads(response.read()) == {"status": "ok"}
+        assert socket_closed(sock, within=5)
+
+
+@pytest.mark.parametrize(
+    "garbage",
+    [
+        b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + os.urandom(64) + b"\r\n\r\n",
+        b"GET\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: x\r\nBad Header: y\r\n\r\n",
+        b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n",
+        b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n"
+        b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+    ],
+    ids=["tls-hello", "no-path", "bad-header-name", "bad-length", "length-and-chunked"],
+)
+def test_answers_malformed_requests_with_400(
+    server: ServerProcess, garbage: bytes
+) -> None:
+    response = exchange(server.address, garbage)
+    assert status_of(response) == 400
+    # One answer, then the connection closed: nothing else was read as a request.
+    assert len(STATUS_LINE.findall(response)) == 1
+    assert request(server.address, "GET", "/")[0] == 200
+
+
+def test_survives_a_body_cut_short(server: ServerProcess) -> None:
+    with socket.create_connection(server.address, timeout=TIMEOUT_SECONDS) as sock:
+        sock.sendall(
+            b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nabc"
+        )
+    assert request(server.address, "GET", "/")[0] == 200
+
+
+def test_handler_error_is_logged_and_answered_500(start_server: StartServer) -> None:
+    server = start_server(handler=TEST_APP)
+    status, _, body = request(server.address, "GET", "/crash")
+    assert (status, json.loads(body)) == (
+        500,
+        {"error": "Internal Server Error", "status": 500},
+    )
+    server.wait_for_log(r"Traceback[\s\S]*RuntimeError: crash requested")
+    assert request(server.address, "GET", "/")[0] == 200
+
+
+def test_debug_mode_cannot_be_switched_on(start_server: StartServer) -> None:
+    server = start_server(handler=TEST_APP, environ={"FLASK_DEBUG": "1"})
+    status, headers, _ = request(server.address, "GET", "/crash")
+    assert status == 500
+    assert headers["Content-Type"].startswith("application/json")
+    assert "development server" not in server.log.lower()
+
+
+def test_access_log_can_be_switched_off(start_server: StartServer) -> None:
+    logged = start_server()
+    silent = start_server(access_log="false")
+    for server in (logged, silent):
+        assert request(server.address, "GET", "/healthz")[0] == 200
+    logged.wait_for_log("/healthz")
+    time.sleep(0.5)
+    assert "/healthz" not in silent.log
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_stop_lets_requests_in_flight_finish(
+    start_server: StartServer, signum: signal.Signals
+) -> None:
+    server = start_server(handler=TEST_APP)
+    answers: list[int] = []
+    client = threading.Thread(
+        target=lambda: answers.append(request(server.address, "GET", "/sleep/1")[0])
+    )
+    client.start()
+    server.wait_for_log("sleep started")
+    server.process.send_signal(signum)
+    client.join()
+    assert answers == [200]
+    assert server.process.wait(15) == 0
+    assert "Traceback" not in server.log
+
+
+def test_stop_closes_idle_connections_at_once(start_server: StartServer) -> None:
+    server = start_server(shutdown_timeout=60, idle_timeout=60)
+    connection = http.client.HTTPConnection(*server.address, timeout=TIMEOUT_SECONDS)
+    connection.request("GET", "/")
+    assert connection.getresponse().read()
+    server.process.send_signal(signal.SIGTERM)
+    # Well inside both timeouts: an idle connection holds nothing up.
+    assert server.process.wait(15) == 0
+    connection.close()
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "allowed"),
+    [
+        ("max_body_bytes", "lots", "a whole number from 0 to 2147483648"),
+        ("access_log", "maybe", "true or false"),
+        ("idle_timeout", "0", "a number >= 0.001"),
+    ],
+)
+def test_a_bad_variable_stops_it_with_one_clear_line(
+    name: str, value: str, allowed: str
+) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", PACKAGE],
+        env={**os.environ, env_var(name): value},
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1
+    assert f"{env_var(name)}={value!r}: expected {allowed}" in result.stderr
+
+
+def test_healthcheck_passes_against_a_live_server(server: ServerProcess) -> None:
+    host, port = server.address
+    result = subprocess.run(
+        [sys.executable, "-m", f"{PACKAGE}.healthcheck"],
+        env={**os.environ, "HOST": host, "PORT": str(port)},
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 0, result.stderr

@@ -1,0 +1,165 @@
+"""What the thread models share, whatever the protocol: admission and graceful stop.
+
+Built on the standard library's socketserver. A server admits `max_connections`
+clients at once and turns the rest away with its protocol's refusal. On SIGTERM
+or SIGINT it stops accepting, wakes connections waiting for input through a pipe
+they poll beside their socket, and gives requests in progress the shutdown
+timeout to finish. The models differ only in which thread serves an admitted
+connection: the accepting thread (blocking), a new one (threaded) or a pool
+worker (threadpool).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import select
+import signal
+import socket
+import socketserver
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from . import logs
+from .config import cannot_listen
+
+log = logging.getLogger(__name__)
+
+RECV_BYTES = 64 * 1024
+LINGER_SECONDS = 2.0  # how long a closing connection drains what the client sends
+STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT}
+
+
+class ManagedServer(socketserver.TCPServer):
+    """A TCP server with a connection cap and a stop that connections can see."""
+
+    allow_reuse_address = True
+    request_queue_size = 128
+
+    def __init__(
+        self,
+        address: tuple[str, int],
+        connection: type[socketserver.BaseRequestHandler],
+        *,
+        refusal: Callable[[str], bytes],
+        idle_timeout: float,
+        max_connections: int,
+    ) -> None:
+        self.refusal = refusal
+        self.idle_timeout = idle_timeout
+        self.max_connections = max_connections
+        self.refusals = logs.Throttled(log)
+        self.stopping = False
+        self._active: set[socket.socket] = set()
+        self._changed = threading.Condition()
+        # Readable once the server stops: wakes every connection waiting for input.
+        self._stop_reader, self._stop_writer = os.pipe()
+        try:
+            self.address_family = socket.getaddrinfo(*address, type=socket.SOCK_STREAM)[
+                0
+            ][0]
+            super().__init__(address, connection)
+        except OSError as error:
+            raise cannot_listen(*address, error) from None
+
+    def verify_request(self, request: Any, client_address: Any) -> bool:
+        with self._changed:
+            if self.stopping:
+                refusal = "server shutting down"
+            elif len(self._active) >= self.max_connections:
+                refusal = "server busy"
+            else:
+                self._active.add(request)
+                return True
+        self.refuse(request, client_address, refusal)
+        return False
+
+    def refuse(self, request: socket.socket, client_address: Any, reason: str) -> None:
+        """Turn a client away with the protocol's refusal; the caller closes it."""
+        self.refusals.warning(f"refused {logs.address(client_address)}: {reason}")
+        with contextlib.suppress(OSError):
+            request.settimeout(0)  # never wait on a client that is being turned away
+            request.send(self.refusal(reason))
+
+    def shutdown_request(self, request: Any) -> None:
+        with self._changed:
+            self._active.discard(request)
+            self._changed.notify_all()
+        super().shutdown_request(request)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        log.exception("connection from %s failed", logs.address(client_address))
+
+    def wait_for_input(self, sock: socket.socket, timeout: float) -> bool:
+        """Whether `sock` has input (or its end) in time, the server still running."""
+        ready = select.poll()
+        ready.register(sock, select.POLLIN)
+        ready.register(self._stop_reader, select.POLLIN)
+        events = dict(ready.poll(max(timeout, 0) * 1000))
+        return bool(events) and self._stop_reader not in events
+
+    def begin_stop(self) -> int:
+        """Refuse new clients and wake idle ones; return how many are connected."""
+        with self._changed:
+            self.stopping = True
+            os.write(self._stop_writer, b"!")
+            return len(self._active)
+
+    def wait_idle(self, timeout: float) -> int:
+        """Wait until every connection is closed; return how many are still open."""
+        with self._changed:
+            self._changed.wait_for(lambda: not self._active, max(timeout, 0))
+            return len(self._active)
+
+
+def linger(sock: socket.socket) -> None:
+    """End a connection from the server's side without losing what was sent.
+
+    Closing a socket with unread input sends a reset, which can destroy replies the
+    client has not read yet: stop sending, then drain the client for a while.
+    """
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_WR)
+        deadline = time.monotonic() + LINGER_SECONDS
+        while (remaining := deadline - time.monotonic()) > 0:
+            sock.settimeout(remaining)
+            if not sock.recv(RECV_BYTES):
+                return
+
+
+def run(server: ManagedServer, model: str, shutdown_timeout: float) -> None:
+    """Serve until SIGTERM or SIGINT, then let in-flight requests finish and return."""
+    # A signal that the kernel hands to another thread cannot wake the main thread
+    # from a wait. Blocked here, before any thread starts (they all inherit the
+    # mask), the signals wait until the main thread takes them with sigwait.
+    signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+    accepting = threading.Thread(
+        target=server.serve_forever, args=(0.1,), name="accept", daemon=True
+    )
+    accepting.start()
+    log.info("listening on %s (%s)", logs.address(server.server_address), model)
+    signum = signal.sigwait(STOP_SIGNALS)
+
+    deadline = time.monotonic() + shutdown_timeout
+    open_connections = server.begin_stop()
+    log.info(
+        "stopping on %s: %d connections open",
+        signal.Signals(signum).name,
+        open_connections,
+    )
+    # shutdown() waits for the accept loop, which in the blocking model is busy
+    # until its client is done: let it wait in a thread of its own.
+    threading.Thread(target=server.shutdown, daemon=True).start()
+    accepting.join(deadline - time.monotonic())
+    if not accepting.is_alive():
+        server.server_close()
+    if busy := server.wait_idle(deadline - time.monotonic()):
+        log.warning(
+            "%d connections still busy after %gs; exiting", busy, shutdown_timeout
+        )
+        logging.shutdown()
+        os._exit(0)  # a worker thread still in the handler would block a normal exit
+    log.info("stopped")
