@@ -25,6 +25,7 @@ COMMON_FILES = {
     "src/{package}/__init__.py",
     "src/{package}/__main__.py",
     "src/{package}/config.py",
+    "src/{package}/healthcheck.py",
     "src/{package}/logs.py",
     "src/{package}/server.py",
     "tests/__init__.py",
@@ -36,7 +37,7 @@ PROTOCOL_FILES = {
     "tcp": {
         "src/{package}/handler.py",
         "src/{package}/protocol.py",
-        "src/{package}/healthcheck.py",
+        "src/{package}/probe.py",
         "tests/handlers.py",
         "tests/test_handler.py",
         "tests/lineclient.py",
@@ -46,7 +47,7 @@ PROTOCOL_FILES = {
     "http": {
         "src/{package}/app.py",
         "src/{package}/limits.py",
-        "src/{package}/healthcheck.py",
+        "src/{package}/probe.py",
         "tests/apps.py",
         "tests/test_app.py",
         "tests/test_server.py",
@@ -55,6 +56,7 @@ PROTOCOL_FILES = {
 MODEL_FILES = {
     ("tcp", "asyncio"): {
         "src/{package}/eventloop.py",
+        "tests/gathering.py",
         "tests/test_concurrency.py",
         "tests/test_event_loop.py",
     },
@@ -62,21 +64,25 @@ MODEL_FILES = {
         "src/{package}/base.py",
         "src/{package}/threads.py",
         "src/{package}/pool.py",
+        "tests/gathering.py",
         "tests/test_concurrency.py",
         "tests/test_pool.py",
     },
     ("tcp", "threaded"): {
         "src/{package}/base.py",
         "src/{package}/threads.py",
+        "tests/gathering.py",
         "tests/test_concurrency.py",
     },
     ("tcp", "blocking"): {
         "src/{package}/base.py",
         "src/{package}/threads.py",
+        "tests/gathering.py",
         "tests/test_blocking.py",
     },
     ("http", "asyncio"): {
         "src/{package}/eventloop.py",
+        "tests/gathering.py",
         "tests/test_concurrency.py",
         "tests/test_event_loop.py",
     },
@@ -84,17 +90,20 @@ MODEL_FILES = {
         "src/{package}/base.py",
         "src/{package}/threads.py",
         "src/{package}/pool.py",
+        "tests/gathering.py",
         "tests/test_concurrency.py",
         "tests/test_pool.py",
     },
     ("http", "threaded"): {
         "src/{package}/base.py",
         "src/{package}/threads.py",
+        "tests/gathering.py",
         "tests/test_concurrency.py",
     },
     ("http", "blocking"): {
         "src/{package}/base.py",
         "src/{package}/threads.py",
+        "tests/gathering.py",
         "tests/test_blocking.py",
     },
 }

@@ -10,11 +10,10 @@ from aiohttp import web
 from {{ cookiecutter.package_name }}.app import create_app as create_project_app
 from {{ cookiecutter.package_name }}.limits import HttpSettings
 
+from .gathering import gather
+
 log = logging.getLogger(__name__)
-GATHER_TIMEOUT_SECONDS = 10.0
 routes = web.RouteTableDef()
-_arrived = asyncio.Condition()
-_gathered = 0
 
 
 @routes.get("/crash")
@@ -30,19 +29,9 @@ async def sleep(request: web.Request) -> web.Response:
 
 
 @routes.get("/gather/{expected}")
-async def gather(request: web.Request) -> web.Response:
-    """Wait until `expected` requests are here at once (or give up); say how many."""
-    global _gathered
-    expected = int(request.match_info["expected"])
-    async with _arrived:
-        _gathered += 1
-        _arrived.notify_all()
-        try:
-            async with asyncio.timeout(GATHER_TIMEOUT_SECONDS):
-                await _arrived.wait_for(lambda: _gathered >= expected)
-        except TimeoutError:
-            pass
-        return web.Response(text=f"gathered {_gathered}")
+async def gather_requests(request: web.Request) -> web.Response:
+    gathered = await gather(int(request.match_info["expected"]))
+    return web.Response(text=f"gathered {gathered}")
 
 
 def create_app(settings: HttpSettings) -> web.Application:

@@ -5,11 +5,9 @@ from __future__ import annotations
 import asyncio
 import logging
 
-log = logging.getLogger(__name__)
-GATHER_TIMEOUT_SECONDS = 10.0
+from .gathering import gather
 
-_arrived = asyncio.Condition()
-_gathered = 0
+log = logging.getLogger(__name__)
 
 
 async def handle(line: str) -> str:
@@ -28,17 +26,3 @@ async def handle(line: str) -> str:
     if command == "gather":
         return f"gathered {await gather(int(argument))}"
     return line
-
-
-async def gather(expected: int) -> int:
-    """Wait until `expected` requests have arrived (or give up); return how many did."""
-    global _gathered
-    async with _arrived:
-        _gathered += 1
-        _arrived.notify_all()
-        try:
-            async with asyncio.timeout(GATHER_TIMEOUT_SECONDS):
-                await _arrived.wait_for(lambda: _gathered >= expected)
-        except TimeoutError:
-            pass
-        return _gathered

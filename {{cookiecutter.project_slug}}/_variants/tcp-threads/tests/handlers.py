@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import logging
-import threading
 import time
 
-log = logging.getLogger(__name__)
-GATHER_TIMEOUT_SECONDS = 10.0
+from .gathering import gather
 
-_arrived = threading.Condition()
-_gathered = 0
+log = logging.getLogger(__name__)
 
 
 def handle(line: str) -> str:
@@ -29,13 +26,3 @@ def handle(line: str) -> str:
     if command == "gather":
         return f"gathered {gather(int(argument))}"
     return line
-
-
-def gather(expected: int) -> int:
-    """Wait until `expected` requests have arrived (or give up); return how many did."""
-    global _gathered
-    with _arrived:
-        _gathered += 1
-        _arrived.notify_all()
-        _arrived.wait_for(lambda: _gathered >= expected, GATHER_TIMEOUT_SECONDS)
-        return _gathered

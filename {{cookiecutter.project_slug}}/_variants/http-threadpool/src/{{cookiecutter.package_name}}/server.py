@@ -13,9 +13,8 @@ from dataclasses import dataclass
 
 from .app import create_app
 from .base import Handler, WsgiServer, create_server
-from .config import ConfigError, env_var, flag, setting
 from .limits import HttpSettings
-from .pool import ThreadPoolMixIn
+from .pool import PoolSettings, ThreadPoolMixIn
 from .threads import run
 
 __all__ = ["Handler", "Settings", "serve"]
@@ -24,20 +23,8 @@ MODEL = "http, threadpool: Flask on werkzeug, {} worker threads"
 
 
 @dataclass(frozen=True)
-class Settings(HttpSettings):
-    pool_size: int = setting(16, "worker threads serving requests", minimum=1)
-    max_connections: int = setting(
-        64, "connections served or queued at once; more get a 503", minimum=1
-    )
-
-    def __post_init__(self) -> None:
-        if self.max_connections < self.pool_size:
-            raise ConfigError(
-                f"max connections ({self.max_connections}) is below the pool size "
-                f"({self.pool_size}): raise {flag('max_connections')} "
-                f"({env_var('max_connections')}) or lower {flag('pool_size')} "
-                f"({env_var('pool_size')})"
-            )
+class Settings(PoolSettings, HttpSettings):
+    pass
 
 
 class Server(ThreadPoolMixIn, WsgiServer):

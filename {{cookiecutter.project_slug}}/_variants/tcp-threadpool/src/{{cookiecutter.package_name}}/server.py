@@ -13,9 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .base import Handler, LineServer
-from .config import ConfigError, env_var, flag, setting
 from .handler import handle
-from .pool import ThreadPoolMixIn
+from .pool import PoolSettings, ThreadPoolMixIn
 from .protocol import LineSettings
 from .threads import run
 
@@ -25,20 +24,8 @@ MODEL = "tcp, threadpool: {} worker threads"
 
 
 @dataclass(frozen=True)
-class Settings(LineSettings):
-    pool_size: int = setting(16, "worker threads serving clients", minimum=1)
-    max_connections: int = setting(
-        64, "clients served or queued at once; more are refused", minimum=1
-    )
-
-    def __post_init__(self) -> None:
-        if self.max_connections < self.pool_size:
-            raise ConfigError(
-                f"max connections ({self.max_connections}) is below the pool size "
-                f"({self.pool_size}): raise {flag('max_connections')} "
-                f"({env_var('max_connections')}) or lower {flag('pool_size')} "
-                f"({env_var('pool_size')})"
-            )
+class Settings(PoolSettings, LineSettings):
+    pass
 
 
 class ThreadPoolServer(ThreadPoolMixIn, LineServer):

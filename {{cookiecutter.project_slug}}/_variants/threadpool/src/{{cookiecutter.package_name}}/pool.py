@@ -9,9 +9,30 @@ from __future__ import annotations
 import time
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
+from .config import ConfigError, env_var, flag, setting
 from .threads import ManagedServer
+
+
+@dataclass(frozen=True)
+class PoolSettings:
+    """The pool's own settings, added to those of the protocol."""
+
+    pool_size: int = setting(16, "worker threads serving clients", minimum=1)
+    max_connections: int = setting(
+        64, "clients served or queued at once; more are refused", minimum=1
+    )
+
+    def __post_init__(self) -> None:
+        if self.max_connections < self.pool_size:
+            raise ConfigError(
+                f"max connections ({self.max_connections}) is below the pool size "
+                f"({self.pool_size}): raise {flag('max_connections')} "
+                f"({env_var('max_connections')}) or lower {flag('pool_size')} "
+                f"({env_var('pool_size')})"
+            )
 
 
 class ThreadPoolMixIn(ManagedServer):

@@ -1,0 +1,26 @@
+"""The health probe of a line server: one real round trip.
+
+It connects, sends one line and waits for one line back. The server is healthy when
+it answers and can take a client now: an answer of ``ERROR server busy`` or
+``ERROR server shutting down`` counts as unhealthy, so a load balancer sends
+clients elsewhere. The command ``healthcheck`` runs it.
+"""
+
+from __future__ import annotations
+
+import socket
+
+PROBE = b"healthcheck\n"
+TIMEOUT_SECONDS = 3.0
+TURNED_AWAY = (b"ERROR server busy\n", b"ERROR server shutting down\n")
+
+
+def probe(host: str, port: int, timeout: float = TIMEOUT_SECONDS) -> None:
+    """Make one round trip; raise OSError saying why the server is not healthy."""
+    with socket.create_connection((host, port), timeout) as sock:
+        sock.sendall(PROBE)
+        answer = sock.makefile("rb").readline()
+    if not answer.endswith(b"\n"):
+        raise ConnectionError("the server closed the connection without answering")
+    if answer in TURNED_AWAY:
+        raise ConnectionError(f"the server answered {answer.decode().strip()!r}")
