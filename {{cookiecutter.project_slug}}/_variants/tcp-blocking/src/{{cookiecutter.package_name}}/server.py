@@ -10,7 +10,7 @@ shares.
 
 from __future__ import annotations
 
-from .base import Handler, LineServer
+from .base import Handler, LineServer, create_server
 from .handler import handle
 from .protocol import LineSettings
 from .threads import run
@@ -26,11 +26,5 @@ Settings = LineSettings
 
 def serve(settings: Settings, handler: Handler = handle) -> None:
     """Serve one client at a time until SIGTERM or SIGINT."""
-    server = LineServer(
-        (settings.host, settings.port),
-        handler,
-        max_line_bytes=settings.max_line_bytes,
-        idle_timeout=settings.idle_timeout,
-        max_connections=1,
-    )
+    server = create_server(LineServer, settings, handler, max_connections=1)
     run(server, MODEL, settings.shutdown_timeout)

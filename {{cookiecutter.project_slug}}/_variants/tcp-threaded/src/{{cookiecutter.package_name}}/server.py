@@ -12,7 +12,7 @@ from __future__ import annotations
 import socketserver
 from dataclasses import dataclass
 
-from .base import Handler, LineServer
+from .base import Handler, LineServer, create_server
 from .config import setting
 from .handler import handle
 from .protocol import LineSettings
@@ -37,11 +37,7 @@ class Server(socketserver.ThreadingMixIn, LineServer):
 
 def serve(settings: Settings, handler: Handler = handle) -> None:
     """Serve each client on a thread of its own until SIGTERM or SIGINT."""
-    server = Server(
-        (settings.host, settings.port),
-        handler,
-        max_line_bytes=settings.max_line_bytes,
-        idle_timeout=settings.idle_timeout,
-        max_connections=settings.max_connections,
+    server = create_server(
+        Server, settings, handler, max_connections=settings.max_connections
     )
     run(server, MODEL, settings.shutdown_timeout)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .base import Handler, LineServer
+from .base import Handler, LineServer, create_server
 from .handler import handle
 from .pool import PoolSettings, ThreadPoolMixIn
 from .protocol import LineSettings
@@ -34,12 +34,11 @@ class ThreadPoolServer(ThreadPoolMixIn, LineServer):
 
 def serve(settings: Settings, handler: Handler = handle) -> None:
     """Serve clients on the pool until SIGTERM or SIGINT."""
-    server = ThreadPoolServer(
-        (settings.host, settings.port),
+    server = create_server(
+        ThreadPoolServer,
+        settings,
         handler,
         pool_size=settings.pool_size,
-        max_line_bytes=settings.max_line_bytes,
-        idle_timeout=settings.idle_timeout,
         max_connections=settings.max_connections,
     )
     run(server, MODEL.format(settings.pool_size), settings.shutdown_timeout)

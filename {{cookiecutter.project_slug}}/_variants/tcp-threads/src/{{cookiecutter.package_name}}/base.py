@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from . import logs, protocol
-from .protocol import Event, LineProtocol, Request
+from .protocol import Event, LineProtocol, LineSettings, Request
 from .threads import RECV_BYTES, ManagedServer, linger
 
 log = logging.getLogger(__name__)
@@ -42,6 +42,19 @@ class LineServer(ManagedServer):
         except Exception:
             log.exception("handler failed; the client gets an error line")
             return protocol.error("internal error")
+
+
+def create_server(
+    cls: type[LineServer], settings: LineSettings, handler: Handler, **model: Any
+) -> LineServer:
+    """The server of a model: the settings every model shares, and `model`'s own."""
+    return cls(
+        (settings.host, settings.port),
+        handler,
+        max_line_bytes=settings.max_line_bytes,
+        idle_timeout=settings.idle_timeout,
+        **model,
+    )
 
 
 class LineConnection(socketserver.BaseRequestHandler):
