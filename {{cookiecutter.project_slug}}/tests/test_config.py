@@ -37,8 +37,9 @@ def test_flags_override_the_environment() -> None:
     [
         ("port", "65536", "a whole number from 0 to 65535"),
         ("port", "8080.5", "a whole number from 0 to 65535"),
-        ("shutdown_timeout", "nan", "a number >= 0"),
-        ("idle_timeout", "inf", "a number >= 0.001"),
+        ("shutdown_timeout", "nan", "a number from 0 to 86400"),
+        ("idle_timeout", "inf", "a number from 0.001 to 86400"),
+        ("idle_timeout", "1e400", "a number from 0.001 to 86400"),
         ("log_format", "xml", "one of text, json"),
     ],
 )

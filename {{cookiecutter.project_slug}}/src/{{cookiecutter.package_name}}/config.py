@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import os
 import re
 import typing
@@ -21,6 +22,7 @@ ENV_PREFIX = "{{ cookiecutter.package_name | upper }}_"
 UNPREFIXED = frozenset({"host", "port"})
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 LOG_FORMATS = ("text", "json")
+DAY_SECONDS = 86400
 BOOLEANS = {
     "true": True,
     "yes": True,
@@ -72,9 +74,13 @@ class Settings:
         60.0,
         "seconds a client has to send each request or take each reply",
         minimum=0.001,
+        maximum=DAY_SECONDS,
     )
     shutdown_timeout: float = setting(
-        30.0, "seconds in-flight requests get to finish on SIGTERM", minimum=0
+        30.0,
+        "seconds in-flight requests get to finish on SIGTERM",
+        minimum=0,
+        maximum=DAY_SECONDS,
     )
     log_level: str = setting("INFO", "log level", choices=LOG_LEVELS)
     log_format: str = setting("text", "log format", choices=LOG_FORMATS)
@@ -169,6 +175,8 @@ def parse(raw: str, kind: type, rules: Mapping[str, Any]) -> Any:
     if not NUMBER[kind].fullmatch(text):
         raise ValueError(f"expected {expected}")
     value = kind(text)
-    if (low is not None and value < low) or (high is not None and value > high):
+    if not math.isfinite(value) or (
+        (low is not None and value < low) or (high is not None and value > high)
+    ):
         raise ValueError(f"expected {expected}")
     return value

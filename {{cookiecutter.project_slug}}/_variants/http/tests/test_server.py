@@ -99,6 +99,23 @@ def test_refuses_a_body_over_the_limit(start_server: StartServer) -> None:
     assert request(server.address, "POST", "/echo", b"x" * 1000)[0] == 200
 
 
+def test_refuses_a_chunked_body_over_the_limit(start_server: StartServer) -> None:
+    server = start_server(max_body_bytes=1000)
+    chunks = iter([b"x" * 1000, b"one too many"])
+    connection = http.client.HTTPConnection(*server.address, timeout=TIMEOUT_SECONDS)
+    try:
+        connection.request("POST", "/echo", body=chunks, encode_chunked=True)
+        assert connection.getresponse().status == 413
+    finally:
+        connection.close()
+
+
+def test_a_wrong_method_says_which_would_do(server: ServerProcess) -> None:
+    status, headers, body = request(server.address, "DELETE", "/echo")
+    assert (status, json.loads(body)["status"]) == (405, 405)
+    assert "POST" in headers["Allow"]
+
+
 def test_refuses_a_header_over_the_limit(start_server: StartServer) -> None:
     server = start_server(max_header_bytes=2048)
     head = b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 4096 + b"\r\n\r\n"
@@ -248,7 +265,7 @@ def test_stop_closes_idle_connections_at_once(start_server: StartServer) -> None
     [
         ("max_body_bytes", "lots", "a whole number from 0 to 2147483648"),
         ("access_log", "maybe", "true or false"),
-        ("idle_timeout", "0", "a number >= 0.001"),
+        ("idle_timeout", "0", "a number from 0.001 to 86400"),
     ],
 )
 def test_a_bad_variable_stops_it_with_one_clear_line(

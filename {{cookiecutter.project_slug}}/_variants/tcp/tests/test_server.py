@@ -264,7 +264,7 @@ def test_flags_override_environment(start_server: StartServer) -> None:
     ("name", "value", "allowed"),
     [
         ("port", "http", "a whole number from 0 to 65535"),
-        ("idle_timeout", "-1", "a number >= 0.001"),
+        ("idle_timeout", "-1", "a number from 0.001 to 86400"),
         ("log_level", "loud", "one of DEBUG, INFO, WARNING, ERROR"),
         ("max_line_bytes", "1e3", "a whole number from 1 to 16777216"),
         ("max_line_bytes", "1_000", "a whole number from 1 to 16777216"),

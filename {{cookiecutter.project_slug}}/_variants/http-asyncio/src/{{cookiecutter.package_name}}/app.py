@@ -42,7 +42,12 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
     except web.HTTPException as error:
         if error.status < 400:
             raise
-        return error_response(error.status, error.reason)
+        response = error_response(error.status, error.reason)
+        if allow := error.headers.get("Allow"):
+            response.headers["Allow"] = allow  # a 405 says which methods would do
+        return response
+    except ConnectionError:
+        raise  # the client went away: nobody to answer, nothing to report
     except Exception:
         log.exception("%s %s failed", request.method, request.path)
         return error_response(500, "Internal Server Error")

@@ -58,12 +58,15 @@ class Refusal(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # A stream transport (uvloop's is not an asyncio.Transport subclass).
         transport = cast(asyncio.Transport, transport)
-        transport.write(BUSY)
-        if transport.can_write_eof():
-            transport.write_eof()
         self.deadline = asyncio.get_running_loop().call_later(
             LINGER_SECONDS, transport.close
         )
+        try:
+            transport.write(BUSY)
+            if transport.can_write_eof():
+                transport.write_eof()
+        except OSError:  # the client is already gone
+            transport.abort()
 
     def data_received(self, data: bytes) -> None:
         pass  # the request of a client turned away

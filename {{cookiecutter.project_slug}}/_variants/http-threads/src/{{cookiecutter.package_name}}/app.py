@@ -7,7 +7,7 @@ raises is logged with its traceback and answered with a 500.
 
 from __future__ import annotations
 
-from flask import Flask, Response, request
+from flask import Flask, Response, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from .limits import HttpSettings
@@ -32,9 +32,13 @@ def create_app(settings: HttpSettings) -> Flask:
         return {"status": "ok"}
 
     @app.errorhandler(HTTPException)
-    def json_error(error: HTTPException) -> tuple[dict[str, object], int]:
+    def json_error(error: HTTPException) -> Response:
         """Answer every error with a JSON body: {"error": reason, "status": code}."""
         status = error.code or 500
-        return {"error": error.name, "status": status}, status
+        response = jsonify(error=error.name, status=status)
+        response.status_code = status
+        if allow := error.get_response().headers.get("Allow"):
+            response.headers["Allow"] = allow  # a 405 says which methods would do
+        return response
 
     return app

@@ -17,6 +17,7 @@ class HttpSettings(config.Settings):
         "seconds a client has to send a request's line and headers, or to take the "
         "response; also how long an idle keep-alive connection stays open",
         minimum=0.001,
+        maximum=config.DAY_SECONDS,
     )
     max_header_bytes: int = setting(
         8192,

@@ -94,12 +94,12 @@ class ManagedServer(socketserver.TCPServer):
         log.exception("connection from %s failed", logs.address(client_address))
 
     def wait_for_input(self, sock: socket.socket, timeout: float) -> bool:
-        """Whether `sock` has input (or its end) in time, the server still running."""
+        """Whether `sock` has input (or its end) in time; False once the server stops
+        with nothing waiting on `sock`."""
         ready = select.poll()
         ready.register(sock, select.POLLIN)
         ready.register(self._stop_reader, select.POLLIN)
-        events = dict(ready.poll(max(timeout, 0) * 1000))
-        return bool(events) and self._stop_reader not in events
+        return sock.fileno() in dict(ready.poll(max(timeout, 0) * 1000))
 
     def begin_stop(self) -> int:
         """Refuse new clients and wake idle ones; return how many are connected."""
