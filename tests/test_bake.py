@@ -53,14 +53,15 @@ PROTOCOL_FILES = {
         "tests/test_server.py",
     },
 }
+# The same for every protocol: each model brings the same modules and tests.
 MODEL_FILES = {
-    ("tcp", "asyncio"): {
+    "asyncio": {
         "src/{package}/eventloop.py",
         "tests/gathering.py",
         "tests/test_concurrency.py",
         "tests/test_event_loop.py",
     },
-    ("tcp", "threadpool"): {
+    "threadpool": {
         "src/{package}/base.py",
         "src/{package}/threads.py",
         "src/{package}/pool.py",
@@ -68,39 +69,13 @@ MODEL_FILES = {
         "tests/test_concurrency.py",
         "tests/test_pool.py",
     },
-    ("tcp", "threaded"): {
+    "threaded": {
         "src/{package}/base.py",
         "src/{package}/threads.py",
         "tests/gathering.py",
         "tests/test_concurrency.py",
     },
-    ("tcp", "blocking"): {
-        "src/{package}/base.py",
-        "src/{package}/threads.py",
-        "tests/gathering.py",
-        "tests/test_blocking.py",
-    },
-    ("http", "asyncio"): {
-        "src/{package}/eventloop.py",
-        "tests/gathering.py",
-        "tests/test_concurrency.py",
-        "tests/test_event_loop.py",
-    },
-    ("http", "threadpool"): {
-        "src/{package}/base.py",
-        "src/{package}/threads.py",
-        "src/{package}/pool.py",
-        "tests/gathering.py",
-        "tests/test_concurrency.py",
-        "tests/test_pool.py",
-    },
-    ("http", "threaded"): {
-        "src/{package}/base.py",
-        "src/{package}/threads.py",
-        "tests/gathering.py",
-        "tests/test_concurrency.py",
-    },
-    ("http", "blocking"): {
+    "blocking": {
         "src/{package}/base.py",
         "src/{package}/threads.py",
         "tests/gathering.py",
@@ -125,7 +100,7 @@ def test_every_answer_renders_exactly_its_files(
     result = bake(protocol=protocol, concurrency=model, include_docker=docker)
     assert result.exit_code == 0, result.exception
     package = result.context["package_name"]
-    expected = COMMON_FILES | PROTOCOL_FILES[protocol] | MODEL_FILES[protocol, model]
+    expected = COMMON_FILES | PROTOCOL_FILES[protocol] | MODEL_FILES[model]
     if docker:
         expected |= DOCKER_FILES
     assert files_of(result.project_path) == {

@@ -30,6 +30,13 @@ WITH_HANDLER = (
 )
 
 
+def capacity(clients: int) -> dict[str, int]:
+    """The settings that let this server's model serve `clients` at once."""
+    return {
+        name: clients for name in ("pool_size", "max_connections") if name in SETTINGS
+    }
+
+
 class ServerProcess:
     """A running server: its address, its log so far, and ways to stop it."""
 

@@ -6,18 +6,11 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 from .lineclient import LineClient
-from .serverprocess import SETTINGS, StartServer
+from .serverprocess import StartServer, capacity
 from .test_server import run_healthcheck
 
 TEST_HANDLER = "tests.handlers:handle"
 CLIENTS = 50
-
-
-def capacity(clients: int) -> dict[str, int]:
-    """The settings that let this model serve `clients` at once."""
-    return {
-        name: clients for name in ("pool_size", "max_connections") if name in SETTINGS
-    }
 
 
 def test_serves_many_clients_at_once(start_server: StartServer) -> None:
