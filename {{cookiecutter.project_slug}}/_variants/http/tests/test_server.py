@@ -110,6 +110,19 @@ def test_refuses_a_chunked_body_over_the_limit(start_server: StartServer) -> Non
         connection.close()
 
 
+def test_no_100_continue_for_a_body_over_the_limit(start_server: StartServer) -> None:
+    server = start_server(max_body_bytes=1000)
+    head = (
+        b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5000\r\n"
+        b"Expect: 100-continue\r\n\r\n"
+    )
+    with socket.create_connection(server.address, timeout=TIMEOUT_SECONDS) as sock:
+        sock.sendall(head)
+        response = http.client.HTTPResponse(sock)
+        response.begin()
+        assert response.status == 413
+
+
 def test_a_wrong_method_says_which_would_do(server: ServerProcess) -> None:
     status, headers, body = request(server.address, "DELETE", "/echo")
     assert (status, json.loads(body)["status"]) == (405, 405)

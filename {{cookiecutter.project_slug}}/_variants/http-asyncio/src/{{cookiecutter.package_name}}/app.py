@@ -17,6 +17,7 @@ from .limits import HttpSettings
 
 log = logging.getLogger(__name__)
 routes = web.RouteTableDef()
+MAX_BODY_BYTES = web.AppKey("max_body_bytes", int)
 
 
 @routes.get("/")
@@ -24,7 +25,15 @@ async def index(request: web.Request) -> web.Response:
     return web.Response(text="Hello from {{ cookiecutter.project_slug }}!\n")
 
 
-@routes.post("/echo")
+async def continue_unless_too_large(request: web.Request) -> web.Response | None:
+    """Answer ``Expect: 100-continue``, or a 413 for a body announced over the limit."""
+    if (request.content_length or 0) > request.app[MAX_BODY_BYTES]:
+        return error_response(413, "Request Entity Too Large")
+    await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+    return None
+
+
+@routes.post("/echo", expect_handler=continue_unless_too_large)
 async def echo(request: web.Request) -> web.Response:
     return web.Response(body=await request.read(), content_type=request.content_type)
 
@@ -62,5 +71,6 @@ def create_app(settings: HttpSettings) -> web.Application:
     app = web.Application(
         client_max_size=settings.max_body_bytes, middlewares=[json_errors]
     )
+    app[MAX_BODY_BYTES] = settings.max_body_bytes
     app.add_routes(routes)
     return app

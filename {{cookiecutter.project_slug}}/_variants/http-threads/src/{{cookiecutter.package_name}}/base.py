@@ -216,6 +216,8 @@ class HardenedHandler(WSGIRequestHandler):
             log.debug("bad request from %s: %s", self.client_address[0], problem)
             self.send_error(400)
             return False
+        if int(self.headers.get("Content-Length", 0)) > self.server.max_body_bytes:
+            del self.headers["Expect"]  # no "100 Continue" for a body that gets a 413
         return True
 
     def _framing_problem(self) -> str | None:
