@@ -1,7 +1,8 @@
 """Refuse answers that would render a broken or unsafe project, before any file exists.
 
-The answers arrive as JSON data (Jinja's ``tojson``, which also escapes every ``'``,
-so no answer can close the string below), never as code: a hostile answer cannot
+The answers arrive as JSON data (Jinja's ``tojson``) in a raw string, never as
+code: JSON escapes every quote inside a value, and a raw string does not end at an
+escaped quote, so no answer can close the string below. A hostile answer cannot
 run here. Plain Python otherwise: the template's tests import it.
 """
 

@@ -17,6 +17,8 @@ import typing
 from collections.abc import Mapping, Sequence
 from typing import Any, TypeVar
 
+from . import logs
+
 PROG = "{{ cookiecutter.project_slug }}"
 ENV_PREFIX = "{{ cookiecutter.package_name | upper }}_"
 UNPREFIXED = frozenset({"host", "port"})
@@ -146,8 +148,7 @@ def cannot_listen(host: str, port: int, error: OSError) -> ConfigError:
         reason = os.strerror(error.errno)
     else:  # a name that does not resolve
         reason = error.strerror or str(error)
-    where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-    return ConfigError(f"cannot listen on {where}: {reason}")
+    return ConfigError(f"cannot listen on {logs.address((host, port))}: {reason}")
 
 
 def parse(raw: str, kind: type, rules: Mapping[str, Any]) -> Any:

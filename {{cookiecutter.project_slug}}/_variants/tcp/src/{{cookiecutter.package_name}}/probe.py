@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import socket
 
+from .protocol import error
+
 PROBE = b"healthcheck\n"
 TIMEOUT_SECONDS = 3.0
-TURNED_AWAY = (b"ERROR server busy\n", b"ERROR server shutting down\n")
+TURNED_AWAY = (error("server busy"), error("server shutting down"))
 
 
 def probe(host: str, port: int, timeout: float = TIMEOUT_SECONDS) -> None:
