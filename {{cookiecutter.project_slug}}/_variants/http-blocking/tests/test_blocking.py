@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import http.client
+import signal
+import socket
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 from .serverprocess import StartServer
-from .test_server import request
+from .test_server import TIMEOUT_SECONDS, request
 
 TEST_APP = "tests.apps:create_app"
 
@@ -22,3 +25,19 @@ def test_a_second_request_waits_for_the_first(start_server: StartServer) -> None
         # /healthz answers at once: it took this long only by waiting its turn.
         assert time.monotonic() - started > 0.5
         assert first.result()[0] == 200
+
+
+def test_stop_answers_waiting_clients_with_503(start_server: StartServer) -> None:
+    """Clients still in the listen backlog at SIGTERM are told so, not reset."""
+    server = start_server(handler=TEST_APP)
+    with ThreadPoolExecutor(1) as clients:
+        first = clients.submit(request, server.address, "GET", "/sleep/1")
+        server.wait_for_log("sleep started")
+        with socket.create_connection(server.address, TIMEOUT_SECONDS) as waiting:
+            waiting.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            server.process.send_signal(signal.SIGTERM)
+            assert first.result()[0] == 200
+            response = http.client.HTTPResponse(waiting)
+            response.begin()
+            assert response.status == 503
+    assert server.process.wait(15) == 0

@@ -53,6 +53,7 @@ def exchange(address: Address, data: bytes) -> bytes:
         return received
 
 
+CHUNKED = b"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
 STATUS_LINE = re.compile(rb"^HTTP/1\.[01] \d{3} ", re.MULTILINE)
 
 
@@ -148,16 +149,28 @@ def test_closes_a_client_that_trickles_its_headers(start_server: StartServer) ->
     server = start_server(idle_timeout=1)
     with socket.create_connection(server.address, timeout=TIMEOUT_SECONDS) as sock:
         sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n")
-        for _ in range(50):  # 5 s of trickling, far past the timeout
-            try:
-                sock.sendall(b"X")
-            except OSError:
-                break
-            if socket_closed(sock, within=0.1):
-                break
-        else:
-            pytest.fail("the server kept a trickling client for 5 s")
+        assert_trickling_is_cut_off(sock)
     assert request(server.address, "GET", "/")[0] == 200
+
+
+def test_closes_a_client_that_trickles_its_body(start_server: StartServer) -> None:
+    """A body a byte at a time does not hold the server past the idle timeout."""
+    server = start_server(idle_timeout=1)
+    with socket.create_connection(server.address, timeout=TIMEOUT_SECONDS) as sock:
+        sock.sendall(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n")
+        assert_trickling_is_cut_off(sock)
+    assert request(server.address, "GET", "/")[0] == 200
+
+
+def assert_trickling_is_cut_off(sock: socket.socket) -> None:
+    for _ in range(50):  # 5 s of trickling, far past the timeout
+        try:
+            sock.sendall(b"X")
+        except OSError:
+            return
+        if socket_closed(sock, within=0.1):
+            return
+    pytest.fail("the server kept a trickling client for 5 s")
 
 
 def socket_closed(sock: socket.socket, within: float) -> bool:
@@ -194,8 +207,18 @@ def test_closes_an_idle_keep_alive_connection(start_server: StartServer) -> None
         b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n",
         b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n"
         b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+        CHUNKED + b"0x5\r\nhello\r\n0\r\n\r\n",
+        CHUNKED + b"3\r\nhello\r\n0\r\n\r\n",
     ],
-    ids=["tls-hello", "no-path", "bad-header-name", "bad-length", "length-and-chunked"],
+    ids=[
+        "tls-hello",
+        "no-path",
+        "bad-header-name",
+        "bad-length",
+        "length-and-chunked",
+        "hex-prefixed-chunk-size",
+        "chunk-longer-than-its-size",
+    ],
 )
 def test_answers_malformed_requests_with_400(
     server: ServerProcess, garbage: bytes

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import signal
+
 from .lineclient import LineClient
-from .serverprocess import ServerProcess
+from .serverprocess import ServerProcess, StartServer
+from .test_server import TEST_HANDLER
 
 
 def test_a_second_client_waits_for_the_first(server: ServerProcess) -> None:
@@ -13,3 +16,16 @@ def test_a_second_client_waits_for_the_first(server: ServerProcess) -> None:
         assert not second.has_answer(within=1.0)
         first.close()
         assert second.read_line() == "second"
+
+
+def test_stop_answers_waiting_clients(start_server: StartServer) -> None:
+    """Clients still in the listen backlog at SIGTERM are told so, not reset."""
+    server = start_server(handler=TEST_HANDLER)
+    with LineClient(server.address) as busy, LineClient(server.address) as waiting:
+        busy.send(b"sleep 1\n")
+        server.wait_for_log("sleep started")
+        waiting.send(b"anyone there?\n")
+        server.process.send_signal(signal.SIGTERM)
+        assert busy.read_line() == "slept 1"
+        assert waiting.read_line() == "ERROR server shutting down"
+    assert server.process.wait(15) == 0

@@ -5,8 +5,8 @@ handler that awaits I/O lets every other request go on: the model for many
 connections and I/O-bound work. A handler that blocks stalls every client; move
 such work off the loop. aiohttp parses strictly and enforces the header and body
 limits and the idle timeout (which also bounds a slow request head); this module
-adds the connection cap and the graceful stop. Uses uvloop when it is installed
-(``pip install '.[uvloop]'``).
+adds a deadline for the request body, the connection cap and the graceful stop.
+Uses uvloop when it is installed (``pip install '.[uvloop]'``).
 """
 
 from __future__ import annotations
@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from typing import cast
 
 from aiohttp import web
+from aiohttp.typedefs import Handler as RequestHandler
+from aiohttp.typedefs import Middleware
 
 from . import eventloop, logs
 from .app import create_app
@@ -32,7 +34,7 @@ log = logging.getLogger(__name__)
 
 Handler = Callable[[HttpSettings], web.Application]
 MODEL = "http, asyncio: aiohttp with {}"
-LINGER_SECONDS = 2.0  # how long a refused connection drains what the client sends
+LINGER_SECONDS = 2.0  # how long a closing connection drains what the client sends
 BUSY_BODY = json.dumps({"error": "Service Unavailable", "status": 503})
 BUSY = (
     "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
@@ -75,18 +77,40 @@ class Refusal(asyncio.Protocol):
         self.deadline.cancel()
 
 
+def read_body_within(seconds: float) -> Middleware:
+    """Read each request body whole before the handler runs, within `seconds`:
+    a client trickling its body gets a 408 instead of holding a handler."""
+
+    @web.middleware
+    async def read_body(
+        request: web.Request, handler: RequestHandler
+    ) -> web.StreamResponse:
+        if request.body_exists:
+            try:
+                async with asyncio.timeout(seconds):
+                    await request.read()  # kept by the request for the handler
+            except TimeoutError:
+                raise web.HTTPRequestTimeout() from None
+        return await handler(request)
+
+    return read_body
+
+
 async def serve_until_stopped(settings: Settings, handler: Handler) -> None:
     """Serve until SIGTERM or SIGINT, then let in-flight requests finish."""
     stop = stop_signal()
 
+    app = handler(settings)
+    app.middlewares.append(read_body_within(settings.idle_timeout))
     runner = web.AppRunner(
-        handler(settings),
+        app,
         handle_signals=False,
         access_log=logging.getLogger("aiohttp.access") if settings.access_log else None,
         keepalive_timeout=settings.idle_timeout,
         max_line_size=settings.max_header_bytes,
         max_field_size=settings.max_header_bytes,
         shutdown_timeout=settings.shutdown_timeout,
+        lingering_time=LINGER_SECONDS,  # draining a body left unread
     )
     await runner.setup()
     connections = runner.server

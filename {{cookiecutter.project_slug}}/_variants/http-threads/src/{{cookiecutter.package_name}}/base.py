@@ -1,12 +1,14 @@
 """What the thread models of the HTTP server share: werkzeug's WSGI handler, hardened.
 
 werkzeug turns each HTTP request into a WSGI call and answers one request per
-connection. This module puts the limits a public server needs around it: a
-deadline for the request head that trickling cannot stretch (a watchdog ends the
-connection), size limits for the request line and each header field, the strict
-checks werkzeug leaves out (header names, Content-Length, Transfer-Encoding, a head
-cut short), JSON error bodies and a plain access log. Admission and the graceful
-stop come from threads.py; server.py picks the model.
+connection. This module puts the limits a public server needs around it: deadlines
+for the request head and for its body that trickling cannot stretch (a watchdog
+ends the connection), size limits for the request line, each header field and the
+body, the strict checks werkzeug leaves out (header names, Content-Length,
+Transfer-Encoding and chunked framing, a head cut short), JSON error bodies and a
+plain access log. The body is read whole before the application runs, so a slow
+client never holds a thread inside it. Admission and the graceful stop come from
+threads.py; server.py picks the model.
 """
 
 from __future__ import annotations
@@ -38,6 +40,9 @@ WSGIApp = Callable[..., Any]
 Handler = Callable[[HttpSettings], WSGIApp]
 TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 DIGITS = re.compile(r"[0-9]+")
+# A chunk's size line (RFC 9112 7.1): hex digits, then an extension we ignore.
+CHUNK_SIZE = re.compile(rb"([0-9A-Fa-f]{1,8})[ \t]*(?:;[^\r\n]*)?\r\n")
+CHUNK_LINE_BYTES = 1024
 WATCH_INTERVAL_SECONDS = 0.25
 
 
@@ -140,13 +145,48 @@ def create_server(
     )
 
 
-def read_at_most(stream: io.RawIOBase, size: int) -> bytes:
-    """Up to `size` bytes: all the stream has, if it has fewer."""
-    chunks: list[bytes] = []
-    while size > 0 and (chunk := stream.read(size)):
-        chunks.append(chunk)
-        size -= len(chunk)
-    return b"".join(chunks)
+class BadBody(Exception):
+    """A body whose framing is broken: the request gets a 400."""
+
+
+def read_chunked(
+    stream: io.BufferedIOBase, limit: int, max_trailer: int
+) -> bytes | None:
+    """A chunked body, parsed strictly; None if it is longer than `limit` bytes.
+
+    Raises BadBody if the framing is broken, EOFError if the client stops early.
+    """
+    body = bytearray()
+    while True:
+        size = CHUNK_SIZE.fullmatch(read_line(stream, CHUNK_LINE_BYTES))
+        if size is None:
+            raise BadBody("malformed chunk size")
+        if (length := int(size[1], 16)) == 0:
+            break
+        if len(body) + length > limit:
+            return None
+        body += read_exactly(stream, length)
+        if read_exactly(stream, 2) != b"\r\n":
+            raise BadBody("chunk longer than its size")
+    while (line := read_line(stream, max_trailer)) != b"\r\n":  # trailer fields
+        max_trailer -= len(line)
+    return bytes(body)
+
+
+def read_line(stream: io.BufferedIOBase, limit: int) -> bytes:
+    line = stream.readline(limit + 1)
+    if len(line) > limit:
+        raise BadBody("line too long")
+    if not line.endswith(b"\n"):
+        raise EOFError
+    return line
+
+
+def read_exactly(stream: io.BufferedIOBase, size: int) -> bytes:
+    data = stream.read(size)
+    if len(data) < size:
+        raise EOFError
+    return data
 
 
 class HeadReader:
@@ -174,6 +214,7 @@ class HardenedHandler(WSGIRequestHandler):
     default_request_version = "HTTP/1.0"  # so that errors have a status line
     error_content_type = "application/json"
     error_message_format = '{"error": "%(message)s", "status": %(code)d}'
+    body = b""  # the request body, read before the application runs
 
     def send_error(
         self, code: int, message: str | None = None, explain: Any = None
@@ -183,13 +224,18 @@ class HardenedHandler(WSGIRequestHandler):
 
     def handle_one_request(self) -> None:
         self.close_connection = True  # werkzeug answers one request per connection
-        server = self.server
-        if not server.wait_for_input(self.connection, server.idle_timeout):
+        server, connection = self.server, self.connection
+        if not server.wait_for_input(connection, server.idle_timeout):
             return  # idle past the timeout, or the server is stopping
-        with server.watchdog.deadline(self.connection, server.idle_timeout) as expired:
+        with server.watchdog.deadline(connection, server.idle_timeout) as expired:
             if not self._read_head() or expired():
                 return
-        self.connection.settimeout(server.idle_timeout)  # for the body and the answer
+        with server.watchdog.deadline(connection, server.idle_timeout) as expired:
+            body = self._read_body()
+            if body is None or expired():
+                return
+        self.body = body
+        connection.settimeout(server.idle_timeout)  # for sending the answer
         self.run_wsgi()
         self.wfile.flush()
 
@@ -216,9 +262,33 @@ class HardenedHandler(WSGIRequestHandler):
             log.debug("bad request from %s: %s", self.client_address[0], problem)
             self.send_error(400)
             return False
-        if int(self.headers.get("Content-Length", 0)) > self.server.max_body_bytes:
-            del self.headers["Expect"]  # no "100 Continue" for a body that gets a 413
         return True
+
+    def _read_body(self) -> bytes | None:
+        """Read the whole body; None if the client stopped early or got an error."""
+        limit = self.server.max_body_bytes
+        length = int(self.headers.get("Content-Length", 0))
+        if length > limit:
+            self.send_error(413)  # at once: no "100 Continue" for it
+            return None
+        expect = self.headers.get("Expect", "").lower()
+        if expect == "100-continue" and self.request_version == "HTTP/1.1":
+            del self.headers["Expect"]  # werkzeug would send it again
+            self.wfile.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+            self.wfile.flush()
+        try:
+            if "Transfer-Encoding" not in self.headers:
+                return read_exactly(self.rfile, length)
+            body = read_chunked(self.rfile, limit, self.server.max_header_bytes)
+        except BadBody as problem:
+            log.debug("bad request from %s: %s", self.client_address[0], problem)
+            self.send_error(400)
+            return None
+        except (EOFError, OSError):
+            return None  # the client stopped sending, or took too long
+        if body is None:
+            self.send_error(413)
+        return body
 
     def _framing_problem(self) -> str | None:
         """What makes the head unsafe to act on, if anything (RFC 9112)."""
@@ -250,19 +320,15 @@ class HardenedHandler(WSGIRequestHandler):
 
     def make_environ(self) -> dict[str, Any]:
         environ = super().make_environ()
-        if environ.get("wsgi.input_terminated"):
-            # werkzeug cuts a chunked body at the limit without a word: read it
-            # here, one byte past the limit, so that a longer one gets a 413.
-            limit = self.server.max_body_bytes
-            body = read_at_most(environ.pop("wsgi.input"), limit + 1)
-            # Over the limit, the length alone makes the application answer 413.
-            environ["wsgi.input"] = io.BytesIO(b"" if len(body) > limit else body)
-            environ["CONTENT_LENGTH"] = str(len(body))
-            del environ["wsgi.input_terminated"], environ["HTTP_TRANSFER_ENCODING"]
+        # The application reads the body that _read_body has read already.
+        environ["wsgi.input"] = io.BytesIO(self.body)
+        environ["CONTENT_LENGTH"] = str(len(self.body))
+        environ.pop("wsgi.input_terminated", None)
+        environ.pop("HTTP_TRANSFER_ENCODING", None)
         return environ
 
     def handle_expect_100(self) -> bool:
-        return True  # werkzeug sends the 100 Continue itself, when the app reads
+        return True  # _read_body answers it, once it knows the body is welcome
 
     def finish(self) -> None:
         super().finish()

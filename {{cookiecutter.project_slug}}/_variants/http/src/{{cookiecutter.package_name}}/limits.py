@@ -14,8 +14,8 @@ class HttpSettings(config.Settings):
 
     idle_timeout: float = setting(
         10.0,
-        "seconds a client has to send a request's line and headers, or to take the "
-        "response; also how long an idle keep-alive connection stays open",
+        "seconds a client has to send a request's head, then its body, or to take "
+        "the response; also how long an idle keep-alive connection stays open",
         minimum=0.001,
         maximum=config.DAY_SECONDS,
     )

@@ -108,6 +108,18 @@ class ManagedServer(socketserver.TCPServer):
             os.write(self._stop_writer, b"!")
             return len(self._active)
 
+    def refuse_backlog(self) -> None:
+        """Turn away the clients still waiting in the listen backlog, which closing
+        the socket would reset."""
+        self.socket.setblocking(False)
+        while True:
+            try:
+                request, client_address = self.socket.accept()
+            except OSError:
+                return  # none left
+            self.refuse(request, client_address, "server shutting down")
+            self.shutdown_request(request)
+
     def wait_idle(self, timeout: float) -> int:
         """Wait until every connection is closed; return how many are still open."""
         with self._changed:
@@ -155,6 +167,7 @@ def run(server: ManagedServer, model: str, shutdown_timeout: float) -> None:
     threading.Thread(target=server.shutdown, daemon=True).start()
     accepting.join(deadline - time.monotonic())
     if not accepting.is_alive():
+        server.refuse_backlog()
         server.server_close()
     if busy := server.wait_idle(deadline - time.monotonic()):
         log.warning(
