@@ -228,6 +228,8 @@ def test_answers_malformed_requests_with_400(
     # One answer, then the connection closed: nothing else was read as a request.
     assert len(STATUS_LINE.findall(response)) == 1
     assert request(server.address, "GET", "/")[0] == 200
+    server.wait_for_log('"GET / HTTP/1.1" 200')
+    assert "Traceback" not in server.log  # a client cannot flood the log with them
 
 
 def test_survives_a_body_cut_short(server: ServerProcess) -> None:
@@ -283,6 +285,17 @@ def test_stop_lets_requests_in_flight_finish(
     assert answers == [200]
     assert server.process.wait(15) == 0
     assert "Traceback" not in server.log
+
+
+def test_stop_gives_up_on_requests_after_the_shutdown_timeout(
+    start_server: StartServer,
+) -> None:
+    server = start_server(handler=TEST_APP, shutdown_timeout=0.5)
+    with socket.create_connection(server.address, TIMEOUT_SECONDS) as sock:
+        sock.sendall(b"GET /sleep/60 HTTP/1.1\r\nHost: x\r\n\r\n")
+        server.wait_for_log("sleep started")
+        assert server.stop() == 0
+    assert "1 connections still busy after 0.5s" in server.log
 
 
 def test_stop_closes_idle_connections_at_once(start_server: StartServer) -> None:

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import cast
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.typedefs import Handler as RequestHandler
 from aiohttp.typedefs import Middleware
 
@@ -96,6 +97,14 @@ def read_body_within(seconds: float) -> Middleware:
     return read_body
 
 
+def drop_client_errors(record: logging.LogRecord) -> bool:
+    """Keep aiohttp's reports of malformed requests out of the log: each comes with
+    a traceback, and any client could flood the log with them. Its other reports
+    (a handler that returns nothing, say) stay."""
+    error = record.exc_info[1] if record.exc_info else None
+    return not isinstance(error, HttpProcessingError)
+
+
 async def serve_until_stopped(settings: Settings, handler: Handler) -> None:
     """Serve until SIGTERM or SIGINT, then let in-flight requests finish."""
     stop = stop_signal()
@@ -139,13 +148,22 @@ async def serve_until_stopped(settings: Settings, handler: Handler) -> None:
         len(connections.connections),
     )
     server.close()
-    await runner.cleanup()  # closes idle connections, waits for requests in progress
+    try:
+        # aiohttp waits up to its shutdown timeout for requests in progress, then
+        # as long again for their cancellation: hold it to the timeout, once.
+        async with asyncio.timeout(settings.shutdown_timeout):
+            await runner.cleanup()  # closes idle connections, waits for the rest
+    except TimeoutError:
+        log.warning(
+            "%d connections still busy after %gs; exiting",
+            len(connections.connections),
+            settings.shutdown_timeout,
+        )
+        return
     log.info("stopped")
 
 
 def serve(settings: Settings, handler: Handler = create_app) -> None:
     """Run the event loop (uvloop's when installed) until the server stops."""
-    # aiohttp reports every malformed request with a traceback: a client could
-    # flood the log. Errors of the application are logged by app.json_errors.
-    logging.getLogger("aiohttp.server").setLevel(logging.CRITICAL)
+    logging.getLogger("aiohttp.server").addFilter(drop_client_errors)
     eventloop.run(serve_until_stopped(settings, handler))
