@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import itertools
 import json
+import os
 import subprocess
 from pathlib import Path
 from types import ModuleType
@@ -43,3 +44,22 @@ def assert_lint_clean(project: Path) -> None:
             command, cwd=project, capture_output=True, text=True, check=False
         )
         assert result.returncode == 0, result.stdout + result.stderr
+
+
+def run(command: list[str | Path], cwd: Path) -> str:
+    """Run a command of a rendered project; its output, or a failed test."""
+    result = subprocess.run(
+        command, cwd=cwd, env=clean_environment(), capture_output=True, text=True
+    )
+    assert result.returncode == 0, f"{command} failed:\n{result.stdout}{result.stderr}"
+    return result.stdout
+
+
+def clean_environment() -> dict[str, str]:
+    """This environment, without what would leak this pytest's settings into a
+    project's own run."""
+    return {
+        name: value
+        for name, value in os.environ.items()
+        if not name.startswith(("PYTEST_", "PYTHONPATH", "COV_"))
+    }

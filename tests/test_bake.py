@@ -52,6 +52,17 @@ PROTOCOL_FILES = {
         "tests/test_app.py",
         "tests/test_server.py",
     },
+    "websocket": {
+        "src/{package}/handler.py",
+        "src/{package}/limits.py",
+        "src/{package}/pages.py",
+        "src/{package}/demo.html",
+        "src/{package}/probe.py",
+        "tests/handlers.py",
+        "tests/test_handler.py",
+        "tests/wsclient.py",
+        "tests/test_server.py",
+    },
 }
 # The same for every protocol: each model brings the same modules and tests.
 MODEL_FILES = {

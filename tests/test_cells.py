@@ -6,32 +6,16 @@ pyproject.toml, so a dependency it forgets to declare fails here.
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from .helpers import CELLS
+from .helpers import CELLS, run
 
 SUMMARY = re.compile(r"^=+ (?P<counts>.*) in [\d.]+s", re.MULTILINE)
-
-
-def run(command: list[str | Path], cwd: Path) -> str:
-    # The outer pytest's settings must not leak into the project's own run.
-    env = {
-        name: value
-        for name, value in os.environ.items()
-        if not name.startswith(("PYTEST_", "PYTHONPATH", "COV_"))
-    }
-    result = subprocess.run(
-        command, cwd=cwd, env=env, capture_output=True, text=True, check=False
-    )
-    assert result.returncode == 0, f"{command} failed:\n{result.stdout}{result.stderr}"
-    return result.stdout
 
 
 def run_own_suite(venv: Path, project: Path) -> str:

@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 
 RECV_BYTES = 64 * 1024
 LINGER_SECONDS = 2.0  # how long a closing connection drains what the client sends
+MAX_LINGERING = 64  # refused connections drained at once, a thread each
 STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT}
 
 
@@ -38,6 +39,7 @@ class ManagedServer(socketserver.TCPServer):
 
     allow_reuse_address = True
     request_queue_size = 128
+    refuse_after_request = False  # whether a refusal waits for the client to speak
 
     def __init__(
         self,
@@ -52,6 +54,8 @@ class ManagedServer(socketserver.TCPServer):
         self.idle_timeout = idle_timeout
         self.max_connections = max_connections
         self.refusals = logs.Throttled(log)
+        self._lingering = threading.BoundedSemaphore(MAX_LINGERING)
+        self._refused: set[socket.socket] = set()  # closed by a refusal thread
         self.stopping = False
         self._active: set[socket.socket] = set()
         self._changed = threading.Condition()
@@ -80,14 +84,41 @@ class ManagedServer(socketserver.TCPServer):
     def refuse(self, request: socket.socket, client_address: Any, reason: str) -> None:
         """Turn a client away with the protocol's refusal; the caller closes it."""
         self.refusals.warning(f"refused {logs.address(client_address)}: {reason}")
+        refusal = self.refusal(reason)
+        # Closed with the client's request unread, the connection would end in a
+        # reset that can destroy the refusal: unless too many are being turned away
+        # already, a thread of its own answers, drains the client and closes.
+        if self._lingering.acquire(blocking=False):
+            with self._changed:
+                self._refused.add(request)
+            # Not a daemon: an exit waits for it (a few seconds at most).
+            threading.Thread(
+                target=self._refuse_and_linger, args=(request, refusal)
+            ).start()
+            return
         with contextlib.suppress(OSError):
             request.settimeout(0)  # never wait on a client that is being turned away
-            request.send(self.refusal(reason))
+            request.send(refusal)
+
+    def _refuse_and_linger(self, request: socket.socket, refusal: bytes) -> None:
+        try:
+            with contextlib.suppress(OSError):
+                request.settimeout(LINGER_SECONDS)
+                if self.refuse_after_request:
+                    request.recv(RECV_BYTES)  # a client may not expect an early answer
+                request.sendall(refusal)
+                linger(request)
+        finally:
+            request.close()
+            self._lingering.release()
 
     def shutdown_request(self, request: Any) -> None:
         with self._changed:
             self._active.discard(request)
             self._changed.notify_all()
+            if request in self._refused:  # closed by its refusal thread
+                self._refused.discard(request)
+                return
         super().shutdown_request(request)
 
     def handle_error(self, request: Any, client_address: Any) -> None:

@@ -1,0 +1,142 @@
+"""asyncio: websockets' asyncio server, every connection a task on one event loop.
+
+An idle client costs a few kilobytes rather than a thread, so thousands of mostly
+idle clients are cheap, and a handler that awaits I/O lets the others run. A
+handler that blocks stalls every client; move such work off the loop. websockets
+runs each connection: the opening handshake (with its timeout, the allowed origins
+and pages.route for plain HTTP), the message size limit, the receive queue, pings
+that find dead clients, and the closing handshake. This module adds the connection
+cap and the graceful stop. Uses uvloop when it is installed
+(``pip install '.[uvloop]'``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from http import HTTPStatus
+
+import websockets.asyncio.server
+from websockets.asyncio.server import Server, ServerConnection
+from websockets.exceptions import ConnectionClosed
+from websockets.frames import CloseCode
+from websockets.http11 import Request, Response
+
+from . import eventloop, logs, pages
+from .config import cannot_listen, setting
+from .eventloop import LOOP_NAME, stop_signal
+from .handler import Message, handle
+from .limits import WebSocketSettings
+
+__all__ = ["Handler", "Settings", "serve"]
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[Message], Awaitable[Message | None]]
+MODEL = "websocket, asyncio with {}"
+GOING_AWAY = (CloseCode.GOING_AWAY, "server shutting down")
+
+
+@dataclass(frozen=True)
+class Settings(WebSocketSettings):
+    max_connections: int = setting(
+        1000, "clients connected at once; more get a 503", minimum=1
+    )
+
+
+class Conversations:
+    """Runs each client's conversation with the handler; knows which are idle."""
+
+    def __init__(self, settings: Settings, handler: Handler) -> None:
+        self.settings, self.handler = settings, handler
+        self.busy: set[ServerConnection] = set()  # in the handler right now
+        self.closing: list[asyncio.Task[None]] = []
+        self.refusals = logs.Throttled(log)
+        self.stopping = False
+
+    def route(self, connection: ServerConnection, request: Request) -> Response | None:
+        if self.stopping:
+            reason = "server shutting down"
+        elif len(connection.server.connections) >= self.settings.max_connections:
+            reason = "server busy"
+        else:
+            return pages.route(connection, request)
+        self.refusals.warning(
+            f"refused {logs.address(connection.remote_address)}: {reason}"
+        )
+        return connection.respond(HTTPStatus.SERVICE_UNAVAILABLE, f"{reason}\n")
+
+    async def converse(self, connection: ServerConnection) -> None:
+        """Answer each message with the handler's reply, until either side closes.
+
+        A handler exception propagates: websockets logs it and closes with 1011.
+        """
+        try:
+            async for message in connection:
+                self.busy.add(connection)
+                try:
+                    if (reply := await self.handler(message)) is not None:
+                        await connection.send(reply)
+                finally:
+                    self.busy.discard(connection)
+                if self.stopping:  # the stop waited for this reply
+                    await connection.close(*GOING_AWAY)
+                    return
+        except ConnectionClosed:
+            pass
+
+    def stop(self, server: Server) -> None:
+        """Close idle connections now; busy ones close after their reply."""
+        self.stopping = True
+        self.closing = [
+            asyncio.ensure_future(connection.close(*GOING_AWAY))
+            for connection in server.connections - self.busy
+        ]
+
+
+async def serve_until_stopped(settings: Settings, handler: Handler) -> None:
+    """Serve until SIGTERM or SIGINT, then let in-flight messages finish."""
+    stop = stop_signal()
+    conversations = Conversations(settings, handler)
+    try:
+        server = await websockets.asyncio.server.serve(
+            conversations.converse,
+            settings.host,
+            settings.port,
+            process_request=conversations.route,
+            origins=settings.allowed_origins(),
+            open_timeout=settings.idle_timeout,
+            max_size=settings.max_message_bytes,
+            max_queue=settings.max_queue,
+            ping_interval=settings.ping_interval,
+            ping_timeout=settings.ping_timeout,
+            backlog=128,
+        )
+    except OSError as error:
+        raise cannot_listen(settings.host, settings.port, error) from None
+    address = logs.address(server.sockets[0].getsockname())
+    log.info("listening on %s (%s)", address, MODEL.format(LOOP_NAME))
+    signum = await stop
+    log.info(
+        "stopping on %s: %d connections open", signum.name, len(server.connections)
+    )
+    server.close(close_connections=False)
+    conversations.stop(server)
+    try:
+        async with asyncio.timeout(settings.shutdown_timeout):
+            await server.wait_closed()
+    except TimeoutError:
+        log.warning(
+            "%d connections still busy after %gs; exiting",
+            len(conversations.busy),
+            settings.shutdown_timeout,
+        )
+        return
+    log.info("stopped")
+
+
+def serve(settings: Settings, handler: Handler = handle) -> None:
+    """Run the event loop (uvloop's when installed) until the server stops."""
+    eventloop.run(serve_until_stopped(settings, handler))

@@ -1,0 +1,37 @@
+"""What the server answers to plain HTTP requests, before any WebSocket opens.
+
+``GET /`` serves the demo page (demo.html), which opens a WebSocket back to this
+server; ``GET /healthz`` answers 200 for probes; an upgrade to a WebSocket on
+``/`` goes on to the handler; any other path gets a 404. Every model uses this
+one function as websockets' ``process_request``.
+"""
+
+from __future__ import annotations
+
+from http import HTTPStatus
+from importlib import resources
+from typing import Protocol
+
+from websockets.http11 import Request, Response
+
+DEMO_PAGE = resources.files(__package__).joinpath("demo.html").read_text("utf-8")
+
+
+class Responder(Protocol):
+    """A connection that can answer its handshake with a plain HTTP response."""
+
+    def respond(self, status: HTTPStatus, text: str) -> Response: ...
+
+
+def route(connection: Responder, request: Request) -> Response | None:
+    """Answer a plain HTTP request; None lets a WebSocket upgrade go on."""
+    path = request.path.partition("?")[0]
+    if path == "/healthz":
+        return connection.respond(HTTPStatus.OK, "ok\n")
+    if path != "/":
+        return connection.respond(HTTPStatus.NOT_FOUND, "Not Found\n")
+    if "websocket" in request.headers.get("Upgrade", "").lower():
+        return None
+    response = connection.respond(HTTPStatus.OK, DEMO_PAGE)
+    response.headers["Content-Type"] = "text/html; charset=utf-8"
+    return response

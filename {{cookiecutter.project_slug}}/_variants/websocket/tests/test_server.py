@@ -1,0 +1,354 @@
+"""The real server over loopback: messages, pages, limits, rude clients, shutdown.
+
+The same tests hold for every concurrency model.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+
+from {{ cookiecutter.package_name }}.config import PROG, env_var
+
+from .serverprocess import PACKAGE, SETTINGS, ServerProcess, StartServer
+from .wsclient import (
+    TIMEOUT_SECONDS,
+    Address,
+    client,
+    exchange,
+    raw_handshake,
+    read_frame,
+)
+
+TEST_HANDLER = "tests.handlers:handle"
+CLOSE = 0x8
+
+
+def get(address: Address, path: str) -> tuple[int, dict[str, str], bytes]:
+    """A plain HTTP GET: status, headers, body."""
+    connection = http.client.HTTPConnection(*address, timeout=TIMEOUT_SECONDS)
+    try:
+        connection.request("GET", path)
+        response = connection.getresponse()
+        return response.status, dict(response.getheaders()), response.read()
+    finally:
+        connection.close()
+
+
+def assert_echoes(address: Address) -> None:
+    with client(address) as websocket:
+        websocket.send("ping")
+        assert websocket.recv(TIMEOUT_SECONDS) == "ping"
+
+
+def assert_closed_with(websocket: object, code: int) -> None:
+    """The server closes `websocket` (a client connection) with `code`."""
+    with pytest.raises(ConnectionClosed) as closed:
+        websocket.recv(TIMEOUT_SECONDS)  # type: ignore[attr-defined]
+    assert closed.value.rcvd is not None
+    assert closed.value.rcvd.code == code
+
+
+def test_echoes_text_and_binary(server: ServerProcess) -> None:
+    with client(server.address) as websocket:
+        websocket.send("héllo ✓")
+        assert websocket.recv(TIMEOUT_SECONDS) == "héllo ✓"
+        websocket.send(b"\x00\xff")
+        assert websocket.recv(TIMEOUT_SECONDS) == b"\x00\xff"
+
+
+def test_a_handler_returning_none_sends_nothing(start_server: StartServer) -> None:
+    server = start_server(handler=TEST_HANDLER)
+    with client(server.address) as websocket:
+        websocket.send("quiet")
+        websocket.send("hello")
+        assert websocket.recv(TIMEOUT_SECONDS) == "hello"
+
+
+def test_serves_the_demo_page(server: ServerProcess) -> None:
+    status, headers, body = get(server.address, "/")
+    assert status == 200
+    assert headers["Content-Type"] == "text/html; charset=utf-8"
+    assert b"new WebSocket(" in body
+
+
+def test_healthz_answers_ok(server: ServerProcess) -> None:
+    assert get(server.address, "/healthz")[::2] == (200, b"ok\n")
+
+
+def test_other_paths_are_not_found(server: ServerProcess) -> None:
+    assert get(server.address, "/nope")[0] == 404
+    with pytest.raises(InvalidStatus) as refused:
+        client(server.address, "/nope")
+    assert refused.value.response.status_code == 404
+
+
+def test_logs_the_address_it_bound(server: ServerProcess) -> None:
+    host, port = server.address
+    assert f"listening on {host}:{port}" in server.log
+
+
+def test_closes_with_1009_on_a_message_over_the_limit(
+    start_server: StartServer,
+) -> None:
+    server = start_server(max_message_bytes=1000)
+    with client(server.address) as websocket:
+        websocket.send("x" * 2000)
+        assert_closed_with(websocket, 1009)
+    assert_echoes(server.address)
+
+
+@pytest.mark.parametrize(
+    "garbage",
+    [
+        b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + os.urandom(64) + b"\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+        b"Connection: Upgrade\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: x\r\nBad Header: y\r\n\r\n",
+    ],
+    ids=["tls-hello", "no-key", "bad-header-name"],
+)
+def test_refuses_a_bad_handshake(server: ServerProcess, garbage: bytes) -> None:
+    response = exchange(server.address, garbage)
+    assert response == b"" or response.startswith(b"HTTP/1.1 400 "), response
+    assert_echoes(server.address)
+
+
+def test_closes_a_client_that_trickles_its_handshake(
+    start_server: StartServer,
+) -> None:
+    server = start_server(idle_timeout=1)
+    with socket.create_connection(server.address, timeout=TIMEOUT_SECONDS) as sock:
+        sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n")
+        sock.settimeout(0.1)
+        for _ in range(50):  # 5 s of trickling, far past the timeout
+            try:
+                sock.sendall(b"X")
+                if sock.recv(65536) == b"":
+                    break
+            except TimeoutError:
+                continue
+            except OSError:
+                break
+        else:
+            pytest.fail("the server kept a trickling client for 5 s")
+    assert_echoes(server.address)
+
+
+def test_closes_a_client_that_stops_answering_pings(
+    start_server: StartServer,
+) -> None:
+    server = start_server(ping_interval=0.2, ping_timeout=0.5)
+    with raw_handshake(server.address) as sock:
+        for _ in range(20):  # pings, never answered, until the close
+            opcode, payload = read_frame(sock)
+            if opcode == CLOSE:
+                assert struct.unpack("!H", payload[:2]) == (1011,)
+                break
+        else:
+            pytest.fail("the server kept pinging a client that never answers")
+    assert_echoes(server.address)
+
+
+def test_survives_a_client_vanishing_mid_message(server: ServerProcess) -> None:
+    sock = raw_handshake(server.address)
+    sock.sendall(b"\x81\x85mask")  # a masked text frame of 5 bytes: none follow
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    sock.close()  # with a reset
+    assert_echoes(server.address)
+
+
+def test_closes_with_1007_on_invalid_utf8(server: ServerProcess) -> None:
+    with raw_handshake(server.address) as sock:
+        sock.sendall(b"\x81\x82\x00\x00\x00\x00\xff\xfe")  # text frame, not UTF-8
+        opcode, payload = read_frame(sock)
+        assert (opcode, struct.unpack("!H", payload[:2])) == (CLOSE, (1007,))
+    assert_echoes(server.address)
+
+
+def test_handler_error_closes_with_1011_and_is_logged(
+    start_server: StartServer,
+) -> None:
+    server = start_server(handler=TEST_HANDLER)
+    with client(server.address) as websocket:
+        websocket.send("crash")
+        assert_closed_with(websocket, 1011)
+    server.wait_for_log(r"Traceback[\s\S]*RuntimeError: crash requested")
+    assert_echoes(server.address)
+
+
+def test_lets_in_only_the_allowed_origins(start_server: StartServer) -> None:
+    server = start_server(origins="https://good.example, https://also.example")
+    for origin in ("https://good.example", "https://also.example", None):
+        with client(server.address, origin=origin) as websocket:
+            websocket.send("hi")
+            assert websocket.recv(TIMEOUT_SECONDS) == "hi"
+    with pytest.raises(InvalidStatus) as refused:
+        client(server.address, origin="https://evil.example")
+    assert refused.value.response.status_code == 403
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_stop_lets_the_message_in_progress_finish_then_closes_with_1001(
+    start_server: StartServer, signum: signal.Signals
+) -> None:
+    server = start_server(handler=TEST_HANDLER)
+    with client(server.address) as websocket:
+        websocket.send("sleep 1")
+        server.wait_for_log("sleep started")
+        server.process.send_signal(signum)
+        assert websocket.recv(TIMEOUT_SECONDS) == "slept 1"
+        assert_closed_with(websocket, 1001)
+    assert server.process.wait(15) == 0
+    assert "Traceback" not in server.log
+
+
+def test_stop_closes_idle_connections_at_once(start_server: StartServer) -> None:
+    server = start_server(shutdown_timeout=60)
+    with client(server.address) as websocket:
+        websocket.send("hello")
+        assert websocket.recv(TIMEOUT_SECONDS) == "hello"
+        server.process.send_signal(signal.SIGTERM)
+        assert_closed_with(websocket, 1001)
+    # Well inside the shutdown timeout: an idle connection holds nothing up.
+    assert server.process.wait(15) == 0
+
+
+def test_stop_gives_up_on_messages_after_the_shutdown_timeout(
+    start_server: StartServer,
+) -> None:
+    server = start_server(handler=TEST_HANDLER, shutdown_timeout=0.5)
+    with client(server.address) as websocket:
+        websocket.send("sleep 60")
+        server.wait_for_log("sleep started")
+        assert server.stop() == 0
+    assert "still busy after 0.5s" in server.log
+
+
+def test_leaks_no_threads_or_files(start_server: StartServer) -> None:
+    # A pool starts its threads on demand: with one, the count cannot drift.
+    one_worker = {"pool_size": 1} if "pool_size" in SETTINGS else {}
+    server = start_server(handler=TEST_HANDLER, max_message_bytes=1000, **one_worker)
+    process = psutil.Process(server.process.pid)
+
+    def rude_clients() -> tuple[int, int]:
+        for _ in range(5):
+            with client(server.address) as websocket:
+                websocket.send("crash")
+                assert_closed_with(websocket, 1011)
+            with client(server.address) as websocket:
+                websocket.send(b"x" * 2000)
+                assert_closed_with(websocket, 1009)
+            exchange(server.address, b"GET / HTTP/1.1\r\nBad Header: y\r\n\r\n")
+            sock = raw_handshake(server.address)
+            sock.sendall(b"\x82\x85mask")
+            sock.setsockopt(
+                socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)
+            )
+            sock.close()
+            assert_echoes(server.address)
+        return settled(process)
+
+    first = rude_clients()
+    assert rude_clients() == first
+
+
+def settled(process: psutil.Process) -> tuple[int, int]:
+    """Threads and open files once they stop changing (connections close lazily)."""
+    previous = None
+    for _ in range(50):
+        current = (process.num_threads(), process.num_fds())
+        if current == previous:
+            return current
+        previous = current
+        time.sleep(0.2)
+    return current
+
+
+def test_json_log_format(start_server: StartServer) -> None:
+    server = start_server(log_format="json")
+    server.wait_for_log(r"listening on \S+ \(")  # the server's own ready line
+    messages = [json.loads(line)["message"] for line in server.log.splitlines()]
+    assert any(message.startswith("listening on") for message in messages)
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "allowed"),
+    [
+        ("max_message_bytes", "lots", "a whole number from 1 to 2147483648"),
+        ("ping_timeout", "0", "a number from 0.001 to 86400"),
+        ("origins", " ", "a value, not an empty one"),
+    ],
+)
+def test_a_bad_variable_stops_it_with_one_clear_line(
+    name: str, value: str, allowed: str
+) -> None:
+    result = run_server_command(env={env_var(name): value})
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1
+    assert f"{env_var(name)}={value!r}: expected {allowed}" in result.stderr
+
+
+def test_a_port_in_use_stops_it_with_one_clear_line(server: ServerProcess) -> None:
+    host, port = server.address
+    result = run_server_command("--port", str(port))
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1
+    assert f"cannot listen on {host}:{port}: Address already in use" in result.stderr
+
+
+def run_server_command(
+    *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", PACKAGE, *args],
+        env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+
+
+def test_healthcheck_passes_against_a_live_server(server: ServerProcess) -> None:
+    result = run_healthcheck(*server.address)
+    assert result.returncode == 0, result.stderr
+
+
+def test_healthcheck_fails_when_nothing_listens() -> None:
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        port = unused.getsockname()[1]
+    result = run_healthcheck("127.0.0.1", port)
+    assert result.returncode == 1
+    assert "unhealthy" in result.stderr
+
+
+def run_healthcheck(host: str, port: int) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", f"{PACKAGE}.healthcheck"],
+        env={**os.environ, "HOST": host, "PORT": str(port)},
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+
+
+def test_console_script_is_installed() -> None:
+    script = Path(sys.executable).with_name(PROG)
+    result = subprocess.run(
+        [script, "--help"], capture_output=True, text=True, timeout=30
+    )
+    assert result.returncode == 0
+    assert "--max-message-bytes" in result.stdout
