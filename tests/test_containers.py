@@ -1,0 +1,165 @@
+"""Each cell's Dockerfile builds, and the container serves, turns healthy and stops.
+
+The commands are those of the rendered README's Docker section, run as they are.
+They need a working Docker engine: the one the environment points at, or the one
+tests/docker/start-engine.sh starts on a machine without one. Where there is
+none, these tests skip and say how to enable them; with TEMPLATE_REQUIRE_DOCKER
+set (CI sets it), they fail instead.
+"""
+
+from __future__ import annotations
+
+import base64
+import http.client
+import os
+import re
+import shlex
+import shutil
+import socket
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .helpers import CELLS, run
+
+DOCKER_SECTION = re.compile(r"## Docker\n\n```sh\n(?P<build>.+)\n(?P<run>.+)\n```")
+PORTS = {cell.id: 20000 + index for index, cell in enumerate(CELLS)}
+TIMEOUT_SECONDS = 10.0
+HEALTHY_WITHIN_SECONDS = 90
+
+
+def docker_available() -> str | None:
+    """Why the container tests cannot run here, or None if they can."""
+    if shutil.which("docker") is None:
+        return "no docker command"
+    result = subprocess.run(["docker", "info"], capture_output=True, check=False)
+    return None if result.returncode == 0 else "no Docker engine answers"
+
+
+@pytest.fixture(scope="session")
+def docker() -> None:
+    if (problem := docker_available()) is None:
+        return
+    if os.environ.get("TEMPLATE_REQUIRE_DOCKER"):
+        pytest.fail(f"container tests required, but {problem}")
+    pytest.skip(
+        f'{problem}: start Docker, or run eval "$(tests/docker/start-engine.sh)" '
+        "(Debian, as root, with docker.io and debootstrap)"
+    )
+
+
+def test_every_dockerfile_passes_hadolint(bake: Any) -> None:
+    for cell in CELLS:
+        protocol, model = cell.values
+        project = bake(protocol=protocol, concurrency=model).project_path
+        run(["hadolint", "Dockerfile"], cwd=project)
+
+
+@pytest.mark.parametrize(("protocol", "model"), CELLS)
+def test_the_image_builds_serves_turns_healthy_and_stops(
+    docker: None, bake: Any, protocol: str, model: str, record_property: Any
+) -> None:
+    port = PORTS[f"{protocol}-{model}"]
+    answers = {"protocol": protocol, "concurrency": model, "port": port}
+    if python := os.environ.get("TEMPLATE_DOCKER_PYTHON"):
+        answers["python_version"] = python  # the only one the local base image has
+    result = bake(project_name=f"ct {protocol} {model}", **answers)
+    project = result.project_path
+    readme = (project / "README.md").read_text()
+    commands = DOCKER_SECTION.search(readme)
+    assert commands is not None, "the README has no Docker section to follow"
+    image = result.context["project_slug"]
+
+    started = time.monotonic()
+    run(shlex.split(commands["build"]), cwd=project)
+    record_property("build seconds", round(time.monotonic() - started, 1))
+    size = run(["docker", "image", "inspect", "--format", "{{.Size}}", image], project)
+    record_property("image MB", round(int(size) / 1e6))
+
+    container = subprocess.Popen(shlex.split(commands["run"]), cwd=project)
+    identifier = running_container(image)
+    try:
+        assert_serves(protocol, ("127.0.0.1", port))
+        assert wait_for_health(identifier) == "healthy"
+        run(["docker", "stop", identifier], cwd=project)
+        # Killed after the stop timeout, it would exit 137: 0 means SIGTERM drained.
+        assert container.wait(TIMEOUT_SECONDS) == 0
+    finally:
+        if container.poll() is None:
+            container.kill()
+        subprocess.run(["docker", "rm", "-f", identifier], capture_output=True)
+        subprocess.run(["docker", "image", "rm", "-f", image], capture_output=True)
+
+
+def running_container(image: str) -> str:
+    """The identifier of the container running `image`, once it runs."""
+    for _ in range(100):
+        found = run(["docker", "ps", "-q", "--filter", f"ancestor={image}"], Path())
+        if found.strip():
+            return found.split()[0]
+        time.sleep(0.1)
+    pytest.fail(f"no container of {image} started")
+
+
+def wait_for_health(identifier: str) -> str:
+    """The container's health once Docker has checked it (starting until then)."""
+    deadline = time.monotonic() + HEALTHY_WITHIN_SECONDS
+    status = "starting"
+    while status == "starting" and time.monotonic() < deadline:
+        time.sleep(1)
+        status = run(
+            ["docker", "inspect", "--format", "{{.State.Health.Status}}", identifier],
+            Path(),
+        ).strip()
+    return status
+
+
+def assert_serves(protocol: str, address: tuple[str, int]) -> None:
+    """A real client of the protocol gets its answer (retried while it starts)."""
+    for _ in range(100):
+        try:
+            CLIENTS[protocol](address)
+            return
+        except OSError:
+            time.sleep(0.1)
+    CLIENTS[protocol](address)
+
+
+def tcp_client(address: tuple[str, int]) -> None:
+    with socket.create_connection(address, timeout=TIMEOUT_SECONDS) as sock:
+        sock.sendall(b"hello\n")
+        assert sock.makefile("rb").readline() == b"hello\n"
+
+
+def http_client(address: tuple[str, int]) -> None:
+    connection = http.client.HTTPConnection(*address, timeout=TIMEOUT_SECONDS)
+    try:
+        connection.request("POST", "/echo", body=b"hello")
+        response = connection.getresponse()
+        assert (response.status, response.read()) == (200, b"hello")
+    finally:
+        connection.close()
+
+
+def websocket_client(address: tuple[str, int]) -> None:
+    """A handshake, one masked text frame, and its echo (no websockets here)."""
+    key = base64.b64encode(os.urandom(16)).decode()
+    with socket.create_connection(address, timeout=TIMEOUT_SECONDS) as sock:
+        sock.sendall(
+            "GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n".encode()
+        )
+        stream = sock.makefile("rb")
+        assert stream.readline().startswith(b"HTTP/1.1 101 ")
+        while stream.readline() != b"\r\n":
+            pass
+        mask = os.urandom(4)
+        payload = bytes(b ^ mask[i % 4] for i, b in enumerate(b"hello"))
+        sock.sendall(b"\x81\x85" + mask + payload)
+        assert stream.read(7) == b"\x81\x05hello"
+
+
+CLIENTS = {"tcp": tcp_client, "http": http_client, "websocket": websocket_client}
