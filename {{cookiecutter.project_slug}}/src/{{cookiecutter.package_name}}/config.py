@@ -87,6 +87,9 @@ class Settings:
     log_level: str = setting("INFO", "log level", choices=LOG_LEVELS)
     log_format: str = setting("text", "log format", choices=LOG_FORMATS)
 
+    def __post_init__(self) -> None:
+        """Check settings against each other: each layer adds its checks."""
+
 
 def env_var(name: str) -> str:
     """The environment variable of a setting."""

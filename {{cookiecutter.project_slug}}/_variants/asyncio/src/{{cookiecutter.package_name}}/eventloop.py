@@ -6,9 +6,13 @@ uvloop is an optional extra (``pip install '.[uvloop]'``): a faster drop-in loop
 from __future__ import annotations
 
 import asyncio
+import logging
+import os
 import signal
 from collections.abc import Callable, Coroutine
-from typing import Any
+from typing import Any, NoReturn
+
+log = logging.getLogger(__name__)
 
 LoopFactory = Callable[[], asyncio.AbstractEventLoop]
 LOOP_FACTORY: LoopFactory | None
@@ -41,3 +45,11 @@ def stop_signal() -> asyncio.Future[signal.Signals]:
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, on_signal, signum)
     return stop
+
+
+def give_up(busy: int, timeout: float) -> NoReturn:
+    """Exit at once, after the shutdown timeout: closing what is still busy could
+    wait on a client, or on a thread, for ever."""
+    log.warning("%d connections still busy after %gs; exiting", busy, timeout)
+    logging.shutdown()
+    os._exit(0)

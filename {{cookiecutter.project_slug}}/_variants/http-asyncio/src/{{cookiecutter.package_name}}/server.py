@@ -154,12 +154,7 @@ async def serve_until_stopped(settings: Settings, handler: Handler) -> None:
         async with asyncio.timeout(settings.shutdown_timeout):
             await runner.cleanup()  # closes idle connections, waits for the rest
     except TimeoutError:
-        log.warning(
-            "%d connections still busy after %gs; exiting",
-            len(connections.connections),
-            settings.shutdown_timeout,
-        )
-        return
+        eventloop.give_up(len(connections.connections), settings.shutdown_timeout)
     log.info("stopped")
 
 

@@ -26,6 +26,7 @@ class PoolSettings:
     )
 
     def __post_init__(self) -> None:
+        super().__post_init__()  # type: ignore[misc]  # the protocol's settings
         if self.max_connections < self.pool_size:
             raise ConfigError(
                 f"max connections ({self.max_connections}) is below the pool size "

@@ -3,10 +3,10 @@
 Built on the standard library's socketserver. A server admits `max_connections`
 clients at once and turns the rest away with its protocol's refusal. On SIGTERM
 or SIGINT it stops accepting, wakes connections waiting for input through a pipe
-they poll beside their socket, and gives requests in progress the shutdown
-timeout to finish. The models differ only in which thread serves an admitted
-connection: the accepting thread (blocking), a new one (threaded) or a pool
-worker (threadpool).
+they poll beside their socket (or they check `stopping`), and gives requests in
+progress the shutdown timeout to finish. The models differ only in which thread
+serves an admitted connection: the accepting thread (blocking), a new one
+(threaded) or a pool worker (threadpool).
 """
 
 from __future__ import annotations

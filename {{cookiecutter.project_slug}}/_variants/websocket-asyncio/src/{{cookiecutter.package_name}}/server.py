@@ -20,9 +20,10 @@ from http import HTTPStatus
 
 import websockets.asyncio.server
 from websockets.asyncio.server import Server, ServerConnection
-from websockets.exceptions import ConnectionClosed
+from websockets.exceptions import ConnectionClosed, ConnectionClosedError
 from websockets.frames import CloseCode
 from websockets.http11 import Request, Response
+from websockets.protocol import State
 
 from . import eventloop, logs, pages
 from .config import cannot_listen, setting
@@ -33,6 +34,8 @@ from .limits import WebSocketSettings
 __all__ = ["Handler", "Settings", "serve"]
 
 log = logging.getLogger(__name__)
+# websockets logs every connection opened and closed: a flood would flood the log.
+logging.getLogger("websockets.server").setLevel(logging.WARNING)
 
 Handler = Callable[[Message], Awaitable[Message | None]]
 MODEL = "websocket, asyncio with {}"
@@ -52,6 +55,7 @@ class Conversations:
     def __init__(self, settings: Settings, handler: Handler) -> None:
         self.settings, self.handler = settings, handler
         self.busy: set[ServerConnection] = set()  # in the handler right now
+        self.opened: set[ServerConnection] = set()  # from accept, handshake or not
         self.closing: list[asyncio.Task[None]] = []
         self.refusals = logs.Throttled(log)
         self.stopping = False
@@ -59,7 +63,8 @@ class Conversations:
     def route(self, connection: ServerConnection, request: Request) -> Response | None:
         if self.stopping:
             reason = "server shutting down"
-        elif len(connection.server.connections) >= self.settings.max_connections:
+        # Itself included: the connections accepted so far, handshake done or not.
+        elif len(self.opened) > self.settings.max_connections:
             reason = "server busy"
         else:
             return pages.route(connection, request)
@@ -67,6 +72,22 @@ class Conversations:
             f"refused {logs.address(connection.remote_address)}: {reason}"
         )
         return connection.respond(HTTPStatus.SERVICE_UNAVAILABLE, f"{reason}\n")
+
+    def connection_class(self) -> type[ServerConnection]:
+        """websockets' connection, known to these conversations from the moment it
+        is accepted: the cap counts it, and a stop can end its handshake."""
+        opened = self.opened
+
+        class Connection(ServerConnection):
+            def connection_made(self, transport: asyncio.BaseTransport) -> None:
+                super().connection_made(transport)
+                opened.add(self)
+
+            def connection_lost(self, exc: Exception | None) -> None:
+                opened.discard(self)
+                super().connection_lost(exc)
+
+        return Connection
 
     async def converse(self, connection: ServerConnection) -> None:
         """Answer each message with the handler's reply, until either side closes.
@@ -78,7 +99,7 @@ class Conversations:
                 self.busy.add(connection)
                 try:
                     if (reply := await self.handler(message)) is not None:
-                        await connection.send(reply)
+                        await self.send(connection, reply)
                 finally:
                     self.busy.discard(connection)
                 if self.stopping:  # the stop waited for this reply
@@ -87,9 +108,23 @@ class Conversations:
         except ConnectionClosed:
             pass
 
+    async def send(self, connection: ServerConnection, reply: Message) -> None:
+        """Send a reply; drop a client that does not take it within the ping
+        timeout (its pings would wait behind it for ever)."""
+        try:
+            async with asyncio.timeout(self.settings.ping_timeout):
+                await connection.send(reply)
+        except TimeoutError:
+            connection.transport.abort()
+            raise ConnectionClosedError(None, None) from None
+
     def stop(self, server: Server) -> None:
-        """Close idle connections now; busy ones close after their reply."""
+        """End handshakes in progress and close idle connections now; busy ones
+        close after their reply."""
         self.stopping = True
+        for connection in list(self.opened):
+            if connection.protocol.state is State.CONNECTING:
+                connection.transport.abort()
         self.closing = [
             asyncio.ensure_future(connection.close(*GOING_AWAY))
             for connection in server.connections - self.busy
@@ -106,8 +141,11 @@ async def serve_until_stopped(settings: Settings, handler: Handler) -> None:
             settings.host,
             settings.port,
             process_request=conversations.route,
+            create_connection=conversations.connection_class(),
             origins=settings.allowed_origins(),
+            compression="deflate" if settings.compression else None,
             open_timeout=settings.idle_timeout,
+            close_timeout=settings.idle_timeout,
             max_size=settings.max_message_bytes,
             max_queue=settings.max_queue,
             ping_interval=settings.ping_interval,
@@ -128,12 +166,7 @@ async def serve_until_stopped(settings: Settings, handler: Handler) -> None:
         async with asyncio.timeout(settings.shutdown_timeout):
             await server.wait_closed()
     except TimeoutError:
-        log.warning(
-            "%d connections still busy after %gs; exiting",
-            len(conversations.busy),
-            settings.shutdown_timeout,
-        )
-        return
+        eventloop.give_up(len(server.connections), settings.shutdown_timeout)
     log.info("stopped")
 
 

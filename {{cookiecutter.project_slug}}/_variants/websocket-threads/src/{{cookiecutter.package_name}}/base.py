@@ -11,8 +11,12 @@ the function that websockets builds for one connection.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import socket
 import socketserver
+import struct
+import threading
 from collections.abc import Callable
 from http import HTTPStatus
 from typing import Any
@@ -29,6 +33,8 @@ from .limits import WebSocketSettings
 from .threads import ManagedServer
 
 log = logging.getLogger(__name__)
+# websockets logs every connection opened and closed: a flood would flood the log.
+logging.getLogger("websockets.server").setLevel(logging.WARNING)
 
 Handler = Callable[[Message], Message | None]
 STOP_CHECK_SECONDS = 0.25  # how often a connection waiting for a message checks
@@ -63,6 +69,7 @@ class WebSocketServer(ManagedServer):
         **limits: Any,
     ) -> None:
         self.handler = handler
+        self.lock = threading.Lock()
         super().__init__(
             address,
             WebSocketConnection,
@@ -77,12 +84,19 @@ class WebSocketServer(ManagedServer):
             sock=self.socket,
             process_request=self.route,
             origins=settings.allowed_origins(),
+            compression="deflate" if settings.compression else None,
             open_timeout=settings.idle_timeout,
+            close_timeout=settings.idle_timeout,
             max_size=settings.max_message_bytes,
             max_queue=settings.max_queue,
             ping_interval=settings.ping_interval,
             ping_timeout=settings.ping_timeout,
         )
+        # A client that stops reading would block a send, and the pings with it,
+        # for ever: a send that makes no progress this long fails the connection.
+        seconds, fraction = divmod(settings.ping_timeout, 1)
+        self.send_timeout = struct.pack("ll", int(seconds), int(fraction * 1e6))
+        self.handshaking: set[socket.socket] = set()
 
     def route(self, connection: ServerConnection, request: Request) -> Response | None:
         if self.stopping:
@@ -91,11 +105,22 @@ class WebSocketServer(ManagedServer):
             )
         return pages.route(connection, request)
 
+    def begin_stop(self) -> int:
+        open_connections = super().begin_stop()
+        with self.lock:
+            waiting, self.handshaking = self.handshaking, set()
+        for sock in waiting:  # still in the opening handshake: end it now
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+        return open_connections
+
     def converse(self, connection: ServerConnection) -> None:
         """Answer each message with the handler's reply, until either side closes.
 
         A handler exception propagates: websockets logs it and closes with 1011.
         """
+        with self.lock:
+            self.handshaking.discard(connection.socket)
         try:
             while not self.stopping:
                 try:
@@ -126,4 +151,16 @@ class WebSocketConnection(socketserver.BaseRequestHandler):
     server: WebSocketServer
 
     def handle(self) -> None:
-        self.server.websockets.handler(self.request, self.client_address)
+        server = self.server
+        self.request.setsockopt(
+            socket.SOL_SOCKET, socket.SO_SNDTIMEO, server.send_timeout
+        )
+        with server.lock:
+            if server.stopping:
+                return
+            server.handshaking.add(self.request)
+        try:
+            server.websockets.handler(self.request, self.client_address)
+        finally:
+            with server.lock:
+                server.handshaking.discard(self.request)

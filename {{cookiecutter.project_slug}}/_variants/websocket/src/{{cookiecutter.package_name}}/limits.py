@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from websockets.typing import Origin
 
 from . import config
 from .config import setting
+
+# What a browser sends as Origin: a scheme, a host and maybe a port; no path.
+ORIGIN = re.compile(r"https?://[^/\s,*]+")
 
 
 @dataclass(frozen=True)
@@ -27,11 +31,17 @@ class WebSocketSettings(config.Settings):
         maximum=2**31,
     )
     max_queue: int = setting(
-        16,
-        "messages received but not yet handled, per client, before the server "
-        "stops reading from it",
+        4,
+        "frames received but not yet handled, per client, before the server stops "
+        "reading from it; a client can hold this many, plus one, times the largest "
+        "message in memory",
         minimum=1,
         maximum=1024,
+    )
+    compression: bool = setting(
+        False,
+        "permessage-deflate: less bandwidth for text, but a client can then send a "
+        "message of the largest size in a thousandth of it",
     )
     ping_interval: float = setting(
         20.0,
@@ -50,6 +60,17 @@ class WebSocketSettings(config.Settings):
         "comma-separated origins a browser may connect from, such as "
         "https://example.com; * for any",
     )
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.origins != "*":
+            for origin in self.origins.split(","):
+                if not ORIGIN.fullmatch(origin.strip()):
+                    raise config.ConfigError(
+                        f"{config.env_var('origins')}={self.origins!r}: expected * or "
+                        f"origins such as https://example.com:8443, comma-separated, "
+                        f"not {origin.strip()!r}"
+                    )
 
     def allowed_origins(self) -> list[Origin | None] | None:
         """What websockets' `origins` takes: None for any; else the list, plus None

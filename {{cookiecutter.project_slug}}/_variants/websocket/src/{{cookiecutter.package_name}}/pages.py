@@ -30,8 +30,10 @@ def route(connection: Responder, request: Request) -> Response | None:
         return connection.respond(HTTPStatus.OK, "ok\n")
     if path != "/":
         return connection.respond(HTTPStatus.NOT_FOUND, "Not Found\n")
-    if "websocket" in request.headers.get("Upgrade", "").lower():
-        return None
+    upgrades = ",".join(request.headers.get_all("Upgrade")).lower()
+    if "websocket" in upgrades:
+        return None  # websockets checks the handshake itself
     response = connection.respond(HTTPStatus.OK, DEMO_PAGE)
+    del response.headers["Content-Type"]  # respond() says text/plain
     response.headers["Content-Type"] = "text/html; charset=utf-8"
     return response
