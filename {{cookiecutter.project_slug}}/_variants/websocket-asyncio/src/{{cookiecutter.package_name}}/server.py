@@ -23,7 +23,6 @@ from websockets.asyncio.server import Server, ServerConnection
 from websockets.exceptions import ConnectionClosed, ConnectionClosedError
 from websockets.frames import CloseCode
 from websockets.http11 import Request, Response
-from websockets.protocol import State
 
 from . import eventloop, logs, pages
 from .config import cannot_listen, setting
@@ -123,7 +122,7 @@ class Conversations:
         close after their reply."""
         self.stopping = True
         for connection in list(self.opened):
-            if connection.protocol.state is State.CONNECTING:
+            if connection.request is None:  # no handshake request yet: may never come
                 connection.transport.abort()
         self.closing = [
             asyncio.ensure_future(connection.close(*GOING_AWAY))

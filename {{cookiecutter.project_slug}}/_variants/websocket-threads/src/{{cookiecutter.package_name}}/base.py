@@ -96,9 +96,11 @@ class WebSocketServer(ManagedServer):
         # for ever: a send that makes no progress this long fails the connection.
         seconds, fraction = divmod(settings.ping_timeout, 1)
         self.send_timeout = struct.pack("ll", int(seconds), int(fraction * 1e6))
-        self.handshaking: set[socket.socket] = set()
+        self.awaiting_request: set[socket.socket] = set()  # accepted, no handshake yet
 
     def route(self, connection: ServerConnection, request: Request) -> Response | None:
+        with self.lock:  # its request is in: the handshake ends without waiting
+            self.awaiting_request.discard(connection.socket)
         if self.stopping:
             return connection.respond(
                 HTTPStatus.SERVICE_UNAVAILABLE, "server shutting down\n"
@@ -108,8 +110,8 @@ class WebSocketServer(ManagedServer):
     def begin_stop(self) -> int:
         open_connections = super().begin_stop()
         with self.lock:
-            waiting, self.handshaking = self.handshaking, set()
-        for sock in waiting:  # still in the opening handshake: end it now
+            waiting, self.awaiting_request = self.awaiting_request, set()
+        for sock in waiting:  # still waiting for a handshake request: end it now
             with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
         return open_connections
@@ -119,8 +121,6 @@ class WebSocketServer(ManagedServer):
 
         A handler exception propagates: websockets logs it and closes with 1011.
         """
-        with self.lock:
-            self.handshaking.discard(connection.socket)
         try:
             while not self.stopping:
                 try:
@@ -158,9 +158,9 @@ class WebSocketConnection(socketserver.BaseRequestHandler):
         with server.lock:
             if server.stopping:
                 return
-            server.handshaking.add(self.request)
+            server.awaiting_request.add(self.request)
         try:
             server.websockets.handler(self.request, self.client_address)
         finally:
             with server.lock:
-                server.handshaking.discard(self.request)
+                server.awaiting_request.discard(self.request)
