@@ -1,0 +1,1 @@
+"""Measure every cell of the template side by side: ``python -m bench``."""
