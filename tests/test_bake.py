@@ -30,6 +30,7 @@ COMMON_FILES = {
     "src/{package}/server.py",
     "tests/__init__.py",
     "tests/conftest.py",
+    "tests/test_command.py",
     "tests/serverprocess.py",
     "tests/test_config.py",
 }

@@ -116,3 +116,27 @@ class ServerProcess:
 
 
 StartServer = Callable[..., ServerProcess]
+
+
+def run_server_command(
+    *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run the server's command to its end (it is expected to stop at once)."""
+    return subprocess.run(
+        [sys.executable, "-m", PACKAGE, *args],
+        env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+
+
+def run_healthcheck(host: str, port: int) -> subprocess.CompletedProcess[str]:
+    """Run the health check the Dockerfile runs, against `host` and `port`."""
+    return subprocess.run(
+        [sys.executable, "-m", f"{PACKAGE}.healthcheck"],
+        env={**os.environ, "HOST": host, "PORT": str(port)},
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )

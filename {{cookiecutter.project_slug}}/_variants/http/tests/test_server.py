@@ -11,8 +11,6 @@ import os
 import re
 import signal
 import socket
-import subprocess
-import sys
 import threading
 import time
 
@@ -20,7 +18,7 @@ import pytest
 
 from {{ cookiecutter.package_name }}.config import env_var
 
-from .serverprocess import PACKAGE, ServerProcess, StartServer
+from .serverprocess import ServerProcess, StartServer, run_server_command
 
 TEST_APP = "tests.apps:create_app"
 TIMEOUT_SECONDS = 10.0
@@ -320,25 +318,7 @@ def test_stop_closes_idle_connections_at_once(start_server: StartServer) -> None
 def test_a_bad_variable_stops_it_with_one_clear_line(
     name: str, value: str, allowed: str
 ) -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", PACKAGE],
-        env={**os.environ, env_var(name): value},
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+    result = run_server_command(env={env_var(name): value})
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1
     assert f"{env_var(name)}={value!r}: expected {allowed}" in result.stderr
-
-
-def test_healthcheck_passes_against_a_live_server(server: ServerProcess) -> None:
-    host, port = server.address
-    result = subprocess.run(
-        [sys.executable, "-m", f"{PACKAGE}.healthcheck"],
-        env={**os.environ, "HOST": host, "PORT": str(port)},
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
-    assert result.returncode == 0, result.stderr

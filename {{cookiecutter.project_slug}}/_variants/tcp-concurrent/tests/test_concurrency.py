@@ -6,8 +6,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 from .lineclient import LineClient
-from .serverprocess import StartServer, capacity
-from .test_server import run_healthcheck
+from .serverprocess import StartServer, capacity, run_healthcheck
 
 TEST_HANDLER = "tests.handlers:handle"
 CLIENTS = 50

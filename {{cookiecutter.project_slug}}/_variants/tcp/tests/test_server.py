@@ -5,23 +5,24 @@ The same tests hold for every concurrency model.
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import socket
-import subprocess
-import sys
 import threading
 import time
-from pathlib import Path
 
 import psutil
 import pytest
 
-from {{ cookiecutter.package_name }}.config import PROG, env_var
+from {{ cookiecutter.package_name }}.config import env_var
 
 from .lineclient import LineClient
-from .serverprocess import PACKAGE, SETTINGS, ServerProcess, StartServer
+from .serverprocess import (
+    SETTINGS,
+    ServerProcess,
+    StartServer,
+    run_server_command,
+)
 
 TEST_HANDLER = "tests.handlers:handle"
 
@@ -245,14 +246,6 @@ def settled(process: psutil.Process) -> tuple[int, int]:
     return current
 
 
-def test_json_log_format(start_server: StartServer) -> None:
-    server = start_server(log_format="json")
-    lines = server.log.splitlines()
-    assert lines
-    messages = [json.loads(line)["message"] for line in lines]
-    assert any(message.startswith("listening on") for message in messages)
-
-
 def test_flags_override_environment(start_server: StartServer) -> None:
     server = start_server("--max-line-bytes", "10", max_line_bytes=1000)
     with LineClient(server.address) as client:
@@ -278,64 +271,3 @@ def test_a_bad_variable_stops_it_with_one_clear_line(
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1
     assert f"{env_var(name)}={value!r}: expected {allowed}" in result.stderr
-
-
-def test_a_bad_flag_stops_it_with_one_clear_line() -> None:
-    result = run_server_command("--port", "70000")
-    assert result.returncode == 2
-    assert result.stderr.count("\n") == 1
-    assert "--port='70000': expected a whole number from 0 to 65535" in result.stderr
-
-
-def test_a_port_in_use_stops_it_with_one_clear_line(server: ServerProcess) -> None:
-    host, port = server.address
-    result = run_server_command("--port", str(port))
-    assert result.returncode == 2
-    assert result.stderr.count("\n") == 1
-    assert f"cannot listen on {host}:{port}: Address already in use" in result.stderr
-
-
-def run_server_command(
-    *args: str, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", PACKAGE, *args],
-        env={**os.environ, **(env or {})},
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
-
-
-def test_healthcheck_passes_against_a_live_server(server: ServerProcess) -> None:
-    host, port = server.address
-    result = run_healthcheck(host, port)
-    assert result.returncode == 0, result.stderr
-
-
-def test_healthcheck_fails_when_nothing_listens() -> None:
-    with socket.socket() as unused:
-        unused.bind(("127.0.0.1", 0))
-        port = unused.getsockname()[1]
-    result = run_healthcheck("127.0.0.1", port)
-    assert result.returncode == 1
-    assert "unhealthy" in result.stderr
-
-
-def run_healthcheck(host: str, port: int) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", f"{PACKAGE}.healthcheck"],
-        env={**os.environ, "HOST": host, "PORT": str(port)},
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
-
-
-def test_console_script_is_installed() -> None:
-    script = Path(sys.executable).with_name(PROG)
-    result = subprocess.run(
-        [script, "--help"], capture_output=True, text=True, timeout=30
-    )
-    assert result.returncode == 0
-    assert "--max-line-bytes" in result.stdout

@@ -8,8 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from websockets.exceptions import InvalidStatus
 
-from .serverprocess import StartServer, capacity
-from .test_server import run_healthcheck
+from .serverprocess import StartServer, capacity, run_healthcheck
 from .wsclient import TIMEOUT_SECONDS, client
 
 TEST_HANDLER = "tests.handlers:handle"

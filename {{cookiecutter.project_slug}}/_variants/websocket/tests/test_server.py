@@ -6,24 +6,26 @@ The same tests hold for every concurrency model.
 from __future__ import annotations
 
 import http.client
-import json
 import os
 import re
 import signal
 import socket
 import struct
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import psutil
 import pytest
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from {{ cookiecutter.package_name }}.config import PROG, env_var
+from {{ cookiecutter.package_name }}.config import env_var
 
-from .serverprocess import PACKAGE, SETTINGS, ServerProcess, StartServer, capacity
+from .serverprocess import (
+    SETTINGS,
+    ServerProcess,
+    StartServer,
+    capacity,
+    run_server_command,
+)
 from .wsclient import (
     TIMEOUT_SECONDS,
     Address,
@@ -320,13 +322,6 @@ def settled(process: psutil.Process) -> tuple[int, int]:
     return current
 
 
-def test_json_log_format(start_server: StartServer) -> None:
-    server = start_server(log_format="json")
-    server.wait_for_log(r"listening on \S+ \(")  # the server's own ready line
-    messages = [json.loads(line)["message"] for line in server.log.splitlines()]
-    assert any(message.startswith("listening on") for message in messages)
-
-
 @pytest.mark.parametrize(
     ("name", "value", "allowed"),
     [
@@ -344,56 +339,3 @@ def test_a_bad_variable_stops_it_with_one_clear_line(
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1
     assert f"{env_var(name)}={value!r}: expected {allowed}" in result.stderr
-
-
-def test_a_port_in_use_stops_it_with_one_clear_line(server: ServerProcess) -> None:
-    host, port = server.address
-    result = run_server_command("--port", str(port))
-    assert result.returncode == 2
-    assert result.stderr.count("\n") == 1
-    assert f"cannot listen on {host}:{port}: Address already in use" in result.stderr
-
-
-def run_server_command(
-    *args: str, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", PACKAGE, *args],
-        env={**os.environ, **(env or {})},
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
-
-
-def test_healthcheck_passes_against_a_live_server(server: ServerProcess) -> None:
-    result = run_healthcheck(*server.address)
-    assert result.returncode == 0, result.stderr
-
-
-def test_healthcheck_fails_when_nothing_listens() -> None:
-    with socket.socket() as unused:
-        unused.bind(("127.0.0.1", 0))
-        port = unused.getsockname()[1]
-    result = run_healthcheck("127.0.0.1", port)
-    assert result.returncode == 1
-    assert "unhealthy" in result.stderr
-
-
-def run_healthcheck(host: str, port: int) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", f"{PACKAGE}.healthcheck"],
-        env={**os.environ, "HOST": host, "PORT": str(port)},
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
-
-
-def test_console_script_is_installed() -> None:
-    script = Path(sys.executable).with_name(PROG)
-    result = subprocess.run(
-        [script, "--help"], capture_output=True, text=True, timeout=30
-    )
-    assert result.returncode == 0
-    assert "--max-message-bytes" in result.stdout

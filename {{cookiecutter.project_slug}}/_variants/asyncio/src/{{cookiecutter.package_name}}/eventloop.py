@@ -9,8 +9,8 @@ import asyncio
 import logging
 import os
 import signal
-from collections.abc import Callable, Coroutine
-from typing import Any, NoReturn
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -47,9 +47,15 @@ def stop_signal() -> asyncio.Future[signal.Signals]:
     return stop
 
 
-def give_up(busy: int, timeout: float) -> NoReturn:
-    """Exit at once, after the shutdown timeout: closing what is still busy could
-    wait on a client, or on a thread, for ever."""
-    log.warning("%d connections still busy after %gs; exiting", busy, timeout)
-    logging.shutdown()
-    os._exit(0)
+async def drain(
+    stopped: Awaitable[None], timeout: float, busy: Callable[[], int]
+) -> None:
+    """Wait until `stopped` is done, or exit at once after `timeout`: closing what
+    is still busy could wait on a client, or on a thread, for ever."""
+    try:
+        async with asyncio.timeout(timeout):
+            await stopped
+    except TimeoutError:
+        log.warning("%d connections still busy after %gs; exiting", busy(), timeout)
+        logging.shutdown()
+        os._exit(0)

@@ -148,13 +148,13 @@ async def serve_until_stopped(settings: Settings, handler: Handler) -> None:
         len(connections.connections),
     )
     server.close()
-    try:
-        # aiohttp waits up to its shutdown timeout for requests in progress, then
-        # as long again for their cancellation: hold it to the timeout, once.
-        async with asyncio.timeout(settings.shutdown_timeout):
-            await runner.cleanup()  # closes idle connections, waits for the rest
-    except TimeoutError:
-        eventloop.give_up(len(connections.connections), settings.shutdown_timeout)
+    # runner.cleanup() closes idle connections and waits for the rest: up to its
+    # shutdown timeout, then as long again for their cancellation. Held to it, once:
+    await eventloop.drain(
+        runner.cleanup(),
+        settings.shutdown_timeout,
+        busy=lambda: len(connections.connections),
+    )
     log.info("stopped")
 
 

@@ -141,14 +141,7 @@ async def serve_until_stopped(settings: Settings, handler: Handler) -> None:
             settings.port,
             process_request=conversations.route,
             create_connection=conversations.connection_class(),
-            origins=settings.allowed_origins(),
-            compression="deflate" if settings.compression else None,
-            open_timeout=settings.idle_timeout,
-            close_timeout=settings.idle_timeout,
-            max_size=settings.max_message_bytes,
-            max_queue=settings.max_queue,
-            ping_interval=settings.ping_interval,
-            ping_timeout=settings.ping_timeout,
+            **settings.serve_options(),
             backlog=128,
         )
     except OSError as error:
@@ -161,11 +154,11 @@ async def serve_until_stopped(settings: Settings, handler: Handler) -> None:
     )
     server.close(close_connections=False)
     conversations.stop(server)
-    try:
-        async with asyncio.timeout(settings.shutdown_timeout):
-            await server.wait_closed()
-    except TimeoutError:
-        eventloop.give_up(len(server.connections), settings.shutdown_timeout)
+    await eventloop.drain(
+        server.wait_closed(),
+        settings.shutdown_timeout,
+        busy=lambda: len(server.connections),
+    )
     log.info("stopped")
 
 

@@ -83,14 +83,7 @@ class WebSocketServer(ManagedServer):
             self.converse,
             sock=self.socket,
             process_request=self.route,
-            origins=settings.allowed_origins(),
-            compression="deflate" if settings.compression else None,
-            open_timeout=settings.idle_timeout,
-            close_timeout=settings.idle_timeout,
-            max_size=settings.max_message_bytes,
-            max_queue=settings.max_queue,
-            ping_interval=settings.ping_interval,
-            ping_timeout=settings.ping_timeout,
+            **settings.serve_options(),
         )
         # A client that stops reading would block a send, and the pings with it,
         # for ever: a send that makes no progress this long fails the connection.

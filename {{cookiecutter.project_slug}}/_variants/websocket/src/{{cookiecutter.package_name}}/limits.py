@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Any
 
 from websockets.typing import Origin
 
@@ -71,6 +72,19 @@ class WebSocketSettings(config.Settings):
                         f"origins such as https://example.com:8443, comma-separated, "
                         f"not {origin.strip()!r}"
                     )
+
+    def serve_options(self) -> dict[str, Any]:
+        """These settings as websockets' serve() takes them, in every model."""
+        return {
+            "origins": self.allowed_origins(),
+            "compression": "deflate" if self.compression else None,
+            "open_timeout": self.idle_timeout,
+            "close_timeout": self.idle_timeout,
+            "max_size": self.max_message_bytes,
+            "max_queue": self.max_queue,
+            "ping_interval": self.ping_interval,
+            "ping_timeout": self.ping_timeout,
+        }
 
     def allowed_origins(self) -> list[Origin | None] | None:
         """What websockets' `origins` takes: None for any; else the list, plus None
