@@ -1,36 +1,43 @@
-"""python -m bench: every cell of the template, measured side by side.
+"""python -m bench: every cell of the template, measured side by side with its
+engine bare and with the naive pattern of tutorials.
 
-Renders and installs the selected cells, then runs each workload against each
-cell in turn (the server pinned to CPU 0, this load generator to CPU 1 where the
-machine allows) and prints a table per workload; writes the raw results as JSON
-and, where matplotlib is installed, a chart.
+Renders and installs the selected cells, then starts each target once and runs
+every workload against it in turn (the server pinned to CPU 0, the load generator
+to CPU 1 where the machine allows); prints a table per workload, a summary and
+what the hardening costs; writes the raw results as JSON and, where matplotlib is
+installed, a chart.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import resource
-import statistics
+import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import load
-from .cells import Cell, Server, install, running
-from .handlers import for_cell
+from . import load, report
+from .targets import Server, Target, install, running
 
 PROTOCOLS = ["tcp", "http", "websocket"]
 MODELS = ["asyncio", "threadpool", "threaded", "blocking"]
 FAST = {"tcp": "ping", "http": "/", "websocket": "ping"}
 WAIT = {"tcp": "wait", "http": "/wait", "websocket": "wait"}
-# The models whose connection cap is only a cap; a pool's workers are its capacity.
+# The models whose connection cap is only a cap (a pool's workers are its
+# capacity): raised for the benchmark, which measures what a model can hold.
 UNQUEUED = {"asyncio", "threaded"}
+# The tutorials' patterns: a thread per client in both.
+NAIVE = {"tcp", "http"}
+SAMPLE_SECONDS = 0.05
 
 
 @dataclass(frozen=True)
@@ -44,151 +51,135 @@ class Workload:
 
 
 def workloads(quick: bool) -> list[Workload]:
-    many = 500 if not quick else 200
+    many, idle = (200, 1000) if quick else (500, 10_000)
     return [
         Workload("persistent-1", "fast handler, 1 connection", 1),
         Workload("persistent-50", "fast handler, 50 connections", 50),
         Workload(f"persistent-{many}", f"fast handler, {many} connections", many),
         Workload("per-request", "connect, request, close; 50 clients", 50, True),
         Workload("io-bound", "handler waits 50 ms; 100 clients", 100, io_bound=True),
-        Workload(
-            "idle",
-            f"{1000 if quick else 10000} idle connections, then 1 probe client",
-            1,
-            idle=1000 if quick else 10000,
-        ),
+        # Last: the server holds its idle connections' memory from then on.
+        Workload("idle", f"{idle:,} idle connections, then 1 client", 1, idle=idle),
     ]
+
+
+def targets(cells: list[str], baselines: bool) -> list[Target]:
+    """The cells, each followed by its engine bare; then the naive patterns."""
+    chosen: list[Target] = []
+    for name in cells:
+        protocol, model = name.split("-")
+        chosen.append(Target(protocol, model))
+        if baselines:
+            chosen.append(Target(protocol, model, "bare"))
+    if baselines:
+        protocols = {target.protocol for target in chosen} & NAIVE
+        chosen += [Target(p, "threaded", "naive") for p in PROTOCOLS if p in protocols]
+    return chosen
+
+
+@contextlib.contextmanager
+def peak_rss(server: Server) -> Iterator[list[float]]:
+    """Sample the server's resident memory while the block runs; its peak in [0]."""
+    peak = [server.rss_mb()]
+
+    async def sample() -> None:
+        while True:
+            peak[0] = max(peak[0], server.rss_mb())
+            await asyncio.sleep(SAMPLE_SECONDS)
+
+    sampler = asyncio.get_running_loop().create_task(sample())
+    try:
+        yield peak
+    finally:
+        sampler.cancel()
+        peak[0] = max(peak[0], server.rss_mb())
 
 
 async def run(
-    server: Server, protocol: str, workload: Workload, path: str, seconds: float
+    server: Server, target: Target, workload: Workload, seconds: float, wrk: bool
 ) -> dict[str, Any]:
     """Hold the workload's idle connections, if any, while its clients run."""
-    idle = await load.hold_idle(protocol, server.address, workload.idle)
-    try:
-        cpu, started = server.cpu_seconds(), time.monotonic()
-        tally = await load.drive(
-            protocol,
-            server.address,
-            clients=workload.clients,
-            seconds=seconds,
-            path=path,
-            per_request=workload.per_request,
-        )
-        elapsed = time.monotonic() - started
-        cpu = (server.cpu_seconds() - cpu) / elapsed
-    finally:
-        for connection in idle:
-            connection.writer.transport.abort()
-    latencies = sorted(tally.latencies)
+    path = (WAIT if workload.io_bound else FAST)[target.protocol]
+    before = server.sockets()
+    with peak_rss(server) as peak:
+        idle = await load.hold_idle(target.protocol, server.address, workload.idle)
+        held = max(0, server.sockets() - before) if workload.idle else 0
+        try:
+            cpu, started = server.cpu_seconds(), time.monotonic()
+            figures = await load.drive(
+                target.protocol,
+                server.address,
+                clients=workload.clients,
+                seconds=seconds,
+                path=path,
+                per_request=workload.per_request,
+                # wrk waits for the kernel to give up on a connection a full
+                # server never accepts: the probe beside idle ones is ours.
+                use_wrk=wrk and not workload.idle,
+            )
+            cpu = (server.cpu_seconds() - cpu) / (time.monotonic() - started)
+        finally:
+            for connection in idle:
+                connection.writer.transport.abort()
+    await asyncio.sleep(0.2)  # the server sees its clients go before the next run
     return {
-        "idle held": len(idle),
-        "requests": len(latencies),
-        "requests/s": round(len(latencies) / elapsed),
-        "p50 ms": round(statistics.median(latencies) * 1000, 2) if latencies else None,
-        "p99 ms": round(latencies[int(len(latencies) * 0.99)] * 1000, 2)
-        if latencies
-        else None,
-        "errors": tally.errors,
-        "peak RSS MB": round(server.peak_rss_mb(), 1),
+        "idle held": held,
+        "requests": figures.requests,
+        "requests/s": figures.per_second,
+        "p50 ms": figures.p50_ms,
+        "p99 ms": figures.p99_ms,
+        "errors": figures.errors,
+        "peak RSS MB": round(peak[0], 1),
         "CPU %": round(cpu * 100),
+        "client": figures.client,
     }
 
 
+class Progress:
+    """One line on stderr per run: where the benchmark is, and what it measured."""
+
+    def __init__(self, total: int) -> None:
+        self.total, self.done, self.started = total, 0, time.monotonic()
+
+    def __call__(self, row: dict[str, Any]) -> None:
+        self.done += 1
+        elapsed = time.monotonic() - self.started
+        left = elapsed / self.done * (self.total - self.done)
+        print(
+            f"[{self.done:3}/{self.total}, {elapsed:4.0f} s, ~{left:4.0f} s left] "
+            f"{row['target']:24} {row['workload']:15} {row['requests/s']:>8,} req/s"
+            + (f", {row['errors']:,} errors" if row["errors"] else ""),
+            file=sys.stderr,
+            flush=True,
+        )
+
+
 def measure(
-    cell: Cell, python: Path, workload: Workload, seconds: float
-) -> dict[str, Any]:
-    handler = for_cell(cell.protocol, cell.model) if workload.io_bound else None
-    path = (WAIT if workload.io_bound else FAST)[cell.protocol]
+    target: Target,
+    python: Path,
+    chosen: list[Workload],
+    seconds: float,
+    wrk: bool,
+    progress: Progress,
+) -> list[dict[str, Any]]:
+    """Start the target once, and run every workload against it."""
     settings = {}
-    if workload.idle and cell.model in UNQUEUED:
-        # Raised for the measurement: how many it can hold, not where its cap is.
-        settings["max_connections"] = workload.idle + 10
-    with running(cell, python, handler=handler, **settings) as server:
-        measured = asyncio.run(run(server, cell.protocol, workload, path, seconds))
-    return {"cell": cell.name, "workload": workload.name, **measured}
-
-
-def table(rows: list[dict[str, Any]], workload: Workload) -> str:
-    columns = [
-        "cell",
-        "requests/s",
-        "p50 ms",
-        "p99 ms",
-        "errors",
-        "peak RSS MB",
-        "CPU %",
-    ]
-    if workload.idle:
-        columns.insert(1, "idle held")
-    lines = [f"\n{workload.name}: {workload.what}", "| " + " | ".join(columns) + " |"]
-    lines.append("|" + "---|" * len(columns))
-    for row in rows:
-        lines.append("| " + " | ".join(str(row[c]) for c in columns) + " |")
-    return "\n".join(lines)
-
-
-def summary(results: list[dict[str, Any]], cells: list[Cell]) -> str:
-    """One row per cell: requests/s under each workload; idle: held, and peak RSS."""
-    names = list(dict.fromkeys(row["workload"] for row in results))
-    by = {(row["cell"], row["workload"]): row for row in results}
-    lines = [
-        "| cell | " + " | ".join(names) + " |",
-        "|" + "---|" * (len(names) + 1),
-    ]
-    for cell in cells:
-        values = []
-        for name in names:
-            row = by[cell.name, name]
-            value = f"{row['requests/s']:,}"
-            if row["errors"]:
-                value += f" ({row['errors']:,} refused or failed)"
-            if name == "idle":
-                value = f"{row['idle held']:,} held, {row['peak RSS MB']} MB; " + value
-            values.append(value)
-        lines.append(f"| {cell.name} | " + " | ".join(values) + " |")
-    return "\n".join(lines)
-
-
-def chart(results: list[dict[str, Any]], path: Path) -> None:
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        print("no chart: pip install matplotlib to draw one", file=sys.stderr)
-        return
-    shown = ["persistent-50", "per-request", "io-bound"]
-    figure, axes = plt.subplots(1, len(PROTOCOLS), figsize=(15, 4.5), sharey=False)
-    for axis, protocol in zip(axes, PROTOCOLS, strict=True):
-        width = 0.8 / len(shown)
-        for index, workload in enumerate(shown):
-            values = [
-                next(
-                    (
-                        r["requests/s"]
-                        for r in results
-                        if r["cell"] == f"{protocol}-{model}"
-                        and r["workload"] == workload
-                    ),
-                    0,
-                )
-                for model in MODELS
-            ]
-            axis.bar(
-                [m + index * width for m in range(len(MODELS))],
-                values,
-                width,
-                label=workload,
-            )
-        axis.set_xticks([m + width for m in range(len(MODELS))], MODELS)
-        axis.set_title(protocol)
-        axis.set_ylabel("requests/s")
-    axes[0].legend()
-    figure.tight_layout()
-    figure.savefig(path, dpi=100)
-    print(f"chart: {path}")
+    if target.kind == "cell" and target.model in UNQUEUED:
+        settings["max_connections"] = max(w.idle for w in chosen) + 10
+    rows = []
+    with running(target, python, **settings) as server:
+        for workload in chosen:
+            figures = load.run(run(server, target, workload, seconds, wrk))
+            row = {
+                "target": target.name,
+                "cell": target.cell,
+                "kind": target.kind,
+                "workload": workload.name,
+                **figures,
+            }
+            progress(row)
+            rows.append(row)
+    return rows
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -197,19 +188,31 @@ def main(argv: list[str] | None = None) -> int:
         "--quick", action="store_true", help="1 s per run, smaller loads"
     )
     parser.add_argument("--seconds", type=float, help="seconds per run (default 10)")
+    cells = [f"{p}-{m}" for p in PROTOCOLS for m in MODELS]
     parser.add_argument(
         "--cells", help="comma-separated, e.g. tcp-asyncio,http-threaded"
+    )
+    parser.add_argument("--workloads", help="comma-separated, e.g. persistent-1,idle")
+    parser.add_argument(
+        "--no-baselines", action="store_true", help="the cells only, no bare or naive"
+    )
+    parser.add_argument(
+        "--http-client",
+        choices=["wrk", "asyncio"],
+        default="wrk" if shutil.which("wrk") else "asyncio",
+        help="what drives the HTTP cells (default: wrk where installed)",
     )
     parser.add_argument("--json", type=Path, default=Path("bench-results.json"))
     parser.add_argument("--chart", type=Path, default=Path("bench-results.png"))
     args = parser.parse_args(argv)
     seconds = args.seconds or (1.0 if args.quick else 10.0)
-    every = [Cell(p, m) for p in PROTOCOLS for m in MODELS]
+    chosen = workloads(args.quick)
     if args.cells:
-        wanted = set(args.cells.split(","))
-        if unknown := wanted - {cell.name for cell in every}:
-            parser.error(f"no such cell: {', '.join(sorted(unknown))}")
-        every = [cell for cell in every if cell.name in wanted]
+        cells = pick(parser, "cell", args.cells, cells)
+    if args.workloads:
+        names = pick(parser, "workload", args.workloads, [w.name for w in chosen])
+        chosen = [workload for workload in chosen if workload.name in names]
+    measured = targets(cells, baselines=not args.no_baselines)
     # Thousands of idle connections need as many descriptors, here and in the server.
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
@@ -217,20 +220,28 @@ def main(argv: list[str] | None = None) -> int:
         os.sched_setaffinity(0, {1})  # the server has CPU 0
     results: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="bench-") as workdir:
-        print(f"installing {len(every)} cells...", file=sys.stderr)
-        python = install(every, Path(workdir))
-        for workload in workloads(args.quick):
-            rows = []
-            for cell in every:
-                print(f"  {workload.name:15} {cell.name}", file=sys.stderr)
-                rows.append(measure(cell, python, workload, seconds))
-            results.extend(rows)
-            print(table(rows, workload), flush=True)
-    print("\nsummary: requests/s per workload\n" + summary(results, every))
+        print(f"installing {len(cells)} cells...", file=sys.stderr)
+        python = install([t for t in measured if t.kind == "cell"], Path(workdir))
+        progress = Progress(len(measured) * len(chosen))
+        for target in measured:
+            wrk = args.http_client == "wrk"
+            results += measure(target, python, chosen, seconds, wrk, progress)
+    print(report.text(results, chosen, seconds))
     args.json.write_text(json.dumps(results, indent=1))
     print(f"\nresults: {args.json}")
-    chart(results, args.chart)
+    report.chart(results, args.chart)
     return 0
+
+
+def pick(
+    parser: argparse.ArgumentParser, what: str, given: str, known: list[str]
+) -> list[str]:
+    wanted = given.split(",")
+    if unknown := sorted(set(wanted) - set(known)):
+        parser.error(
+            f"no such {what}: {', '.join(unknown)}; choose from {', '.join(known)}"
+        )
+    return [name for name in known if name in wanted]
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""The load generator: asyncio clients for each protocol, over loopback.
+"""The load generator: asyncio clients for each protocol over loopback, and wrk
+for HTTP where it is installed.
 
 Each client opens a connection, makes requests back to back (or one per
 connection) until the deadline, and records each request's latency. The client
@@ -12,13 +13,18 @@ import asyncio
 import base64
 import contextlib
 import os
+import re
+import statistics
 import time
-from collections.abc import Awaitable, Callable
+from asyncio.subprocess import PIPE
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 Address = tuple[str, int]
 TIMEOUT_SECONDS = 10.0
-IDLE_CONNECT_SECONDS = 1.0
+IDLE_CONNECT_SECONDS = 3.0  # a dropped SYN is sent again after 1 s
+T = TypeVar("T")
 
 
 @dataclass
@@ -27,6 +33,31 @@ class Tally:
 
     latencies: list[float] = field(default_factory=list)
     errors: int = 0
+
+    def figures(self, seconds: float) -> Figures:
+        latencies = sorted(self.latencies)
+        if not latencies:
+            return Figures(0, 0, None, None, self.errors, "asyncio")
+        return Figures(
+            requests=len(latencies),
+            per_second=round(len(latencies) / seconds),
+            p50_ms=round(statistics.median(latencies) * 1000, 2),
+            p99_ms=round(latencies[int(len(latencies) * 0.99)] * 1000, 2),
+            errors=self.errors,
+            client="asyncio",
+        )
+
+
+@dataclass(frozen=True)
+class Figures:
+    """One run's figures, whichever client measured them."""
+
+    requests: int
+    per_second: int
+    p50_ms: float | None
+    p99_ms: float | None
+    errors: int
+    client: str
 
 
 class Connection:
@@ -120,10 +151,13 @@ async def client(
     """Requests back to back until the deadline; a new connection when the server
     closes one, or for every request when `per_request`."""
     connection: Connection | None = None
+    # A short run waits no longer than it runs for an answer (a full server's
+    # backlog can hold a connection until the kernel gives up).
+    timeout = min(TIMEOUT_SECONDS, max(1.0, deadline - time.monotonic()))
     while time.monotonic() < deadline:
         started = time.perf_counter()
         try:
-            async with asyncio.timeout(TIMEOUT_SECONDS):
+            async with asyncio.timeout(timeout):
                 if connection is None:
                     connection = await Connection.connect(protocol, address, path)
                 await connection.request(protocol, path)
@@ -149,31 +183,91 @@ async def drive(
     seconds: float,
     path: str,
     per_request: bool = False,
-) -> Tally:
+    use_wrk: bool = False,
+) -> Figures:
     """Run `clients` clients for `seconds`; return what they saw."""
+    if use_wrk and protocol == "http":
+        return await wrk(address, path, clients, seconds, per_request)
     tally = Tally()
-    deadline = time.monotonic() + seconds
+    started = time.monotonic()
+    deadline = started + seconds
     await asyncio.gather(
         *(
             client(protocol, address, path, deadline, tally, per_request)
             for _ in range(clients)
         )
     )
-    return tally
+    return tally.figures(time.monotonic() - started)
+
+
+def run(main: Coroutine[Any, Any, T]) -> T:
+    """asyncio.run, on uvloop where it is installed: the client should cost little."""
+    try:
+        import uvloop
+
+        factory = uvloop.new_event_loop
+    except ImportError:
+        factory = asyncio.new_event_loop
+    with asyncio.Runner(loop_factory=factory) as runner:
+        return runner.run(main)
+
+
+WRK_UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0}
+
+
+async def wrk(
+    address: Address, path: str, clients: int, seconds: float, per_request: bool
+) -> Figures:
+    """The same run by wrk (one thread: the load generator has one CPU)."""
+    command = ["wrk", "-t1", f"-c{clients}", f"-d{max(1, round(seconds))}s"]
+    command += ["--latency", f"--timeout={TIMEOUT_SECONDS:.0f}s"]
+    if per_request:
+        command += ["-H", "Connection: close"]
+    process = await asyncio.create_subprocess_exec(
+        *command, f"http://{address[0]}:{address[1]}{path}", stdout=PIPE, stderr=PIPE
+    )
+    out, err = await process.communicate()
+    report = out.decode()
+    if b"unable to connect" in err:  # wrk gives up at once: nothing served
+        return Figures(0, 0, None, None, clients, "wrk")
+    if process.returncode or "requests in" not in report:
+        raise RuntimeError(f"wrk failed: {report}{err.decode()}")
+
+    def find(pattern: str, default: str | None = None) -> str:
+        match = re.search(pattern, report, re.MULTILINE)
+        if match is None and default is None:
+            raise RuntimeError(f"no {pattern!r} in wrk's report: {report}")
+        return match[1] if match else default  # type: ignore[return-value]
+
+    def latency_ms(percent: int) -> float:
+        value, unit = re.findall(r"([\d.]+)(\w+)", find(rf"^\s+{percent}%\s+(\S+)$"))[0]
+        return round(float(value) * WRK_UNITS[unit], 2)
+
+    socket_errors = re.findall(r"(?:connect|read|write|timeout) (\d+)", report)
+    return Figures(
+        requests=int(find(r"(\d+) requests in")),
+        per_second=round(float(find(r"Requests/sec:\s+([\d.]+)"))),
+        p50_ms=latency_ms(50),
+        p99_ms=latency_ms(99),
+        errors=sum(map(int, socket_errors))
+        + int(find(r"Non-2xx or 3xx responses: (\d+)", "0")),
+        client="wrk",
+    )
 
 
 async def hold_idle(protocol: str, address: Address, count: int) -> list[Connection]:
     """Open up to `count` connections and leave them idle (handshake done for
-    WebSocket); return those the server holds (it refuses none of them)."""
+    WebSocket); close those the server refused, and return the rest."""
     opened: list[Connection] = []
-    if not count:
-        return opened
     for _ in range(count):
         try:
             async with asyncio.timeout(IDLE_CONNECT_SECONDS):
                 opened.append(await Connection.connect(protocol, address, "/"))
         except (OSError, TimeoutError):
-            break  # the server holds no more (its backlog may take a few more)
+            break  # the server takes no more (its backlog may hold a few more)
     await asyncio.sleep(0.5)  # refusals arrive
-    still = await asyncio.gather(*(connection.silent() for connection in opened))
-    return [connection for connection, held in zip(opened, still, strict=True) if held]
+    silent = await asyncio.gather(*(connection.silent() for connection in opened))
+    for connection, held in zip(opened, silent, strict=True):
+        if not held:
+            connection.writer.transport.abort()
+    return [connection for connection, held in zip(opened, silent, strict=True) if held]

@@ -1,4 +1,5 @@
-"""The benchmark runs end to end in its quick mode: every cell, every workload.
+"""The benchmark runs end to end in its quick mode: every cell and its baselines,
+every workload.
 
 It checks that the harness measures, not how fast anything is: speed is for the
 full run on a quiet machine (see the README).
@@ -7,28 +8,70 @@ full run on a quiet machine (see the README).
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 from pathlib import Path
+from typing import Any
 
-from .helpers import CELLS, TEMPLATE, run
+from .helpers import CELLS, PROTOCOLS, TEMPLATE, run
 
 WORKLOADS = {"persistent-1", "persistent-50", "per-request", "io-bound", "idle"}
 
 
-def test_quick_benchmark_measures_every_cell(tmp_path: Path) -> None:
-    results, chart = tmp_path / "results.json", tmp_path / "chart.png"
+def bench(tmp_path: Path, *options: str) -> tuple[list[dict[str, Any]], str]:
+    results = tmp_path / "results.json"
     output = run(
-        [sys.executable, "-m", "bench", "--quick", "--json", results, "--chart", chart],
+        [sys.executable, "-m", "bench", "--quick", "--json", results, *options],
         cwd=TEMPLATE,
     )
-    rows = json.loads(results.read_text())
-    measured = {(row["cell"], row["workload"]) for row in rows}
+    return json.loads(results.read_text()), output
+
+
+def test_quick_benchmark_measures_every_cell_and_its_baselines(tmp_path: Path) -> None:
+    chart = tmp_path / "chart.png"
+    rows, output = bench(tmp_path, "--chart", str(chart))
+    measured = {(row["target"], row["workload"]) for row in rows}
     for cell in CELLS:
-        assert {(cell.id, workload) for workload in WORKLOADS} <= measured
+        for target in (cell.id, f"{cell.id} bare"):
+            assert {(target, workload) for workload in WORKLOADS} <= measured
+    for naive in ("tcp-threaded naive", "http-threaded naive"):
+        assert {(naive, workload) for workload in WORKLOADS} <= measured
     for row in rows:
-        if row["workload"] == "persistent-1":  # one client: every model serves it
+        if row["workload"] == "persistent-1":  # one client: every server serves it
             assert row["requests"] > 0, row
             assert row["errors"] == 0, row
             assert row["peak RSS MB"] > 0, row
-    assert "| cell | requests/s |" in output
+        if row["cell"].startswith("http-") and shutil.which("wrk"):
+            assert row["client"] == "wrk", row
+    idle = {
+        row["target"]: row["idle held"] for row in rows if row["workload"] == "idle"
+    }
+    for protocol in PROTOCOLS:
+        # One connection at a time: the others wait in the backlog, not held.
+        assert idle[f"{protocol}-blocking"] <= 1
+        assert idle[f"{protocol}-asyncio"] > idle[f"{protocol}-blocking"]
+    assert "| target | requests/s |" in output
+    assert "what the hardening costs" in output
     assert chart.read_bytes().startswith(b"\x89PNG")
+
+
+def test_the_asyncio_http_client_measures_where_wrk_is_not_used(
+    tmp_path: Path,
+) -> None:
+    rows, _ = bench(
+        tmp_path,
+        "--cells=http-blocking",
+        "--workloads=persistent-1,per-request",
+        "--no-baselines",
+        "--http-client=asyncio",
+        "--chart",
+        str(tmp_path / "chart.png"),
+    )
+    assert [(row["target"], row["workload"]) for row in rows] == [
+        ("http-blocking", "persistent-1"),
+        ("http-blocking", "per-request"),
+    ]
+    for row in rows:
+        assert row["client"] == "asyncio"
+        assert row["requests"] > 0, row
+        assert row["errors"] == 0, row

@@ -1,9 +1,11 @@
-"""The cells under test: rendered, installed into one virtual environment, run.
+"""What is measured: the cells, rendered and installed into one virtual
+environment, and their baselines (``bare/``); each run on a free port.
 
 Every selected cell is rendered from the template in this repository into a
 temporary folder and installed (without build isolation, so that each install
 takes a second) into one virtual environment with the dependencies of all of
-them, uvloop included: the asyncio cells run as they would in production.
+them, uvloop included: the asyncio cells run as they would in production, and the
+baselines run in the same environment.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -23,6 +26,8 @@ from pathlib import Path
 
 from cookiecutter.main import cookiecutter
 
+from .handlers import for_cell
+
 TEMPLATE = Path(__file__).resolve().parent.parent
 BENCH = Path(__file__).resolve().parent
 READY = re.compile(r"listening on ([\d.]+):(\d+) \(")
@@ -31,29 +36,52 @@ DEPENDENCIES = ["aiohttp>=3.10", "flask>=3.0", "websockets>=15", "uvloop>=0.19"]
 BUILD = ["hatchling>=1.21"]
 
 
+# What a target is: a rendered cell, its engine bare, or a tutorial's pattern.
+KINDS = ("cell", "bare", "naive")
+
+
 @dataclass(frozen=True)
-class Cell:
+class Target:
     protocol: str
     model: str
+    kind: str = "cell"
+
+    @property
+    def cell(self) -> str:
+        return f"{self.protocol}-{self.model}"
 
     @property
     def name(self) -> str:
-        return f"{self.protocol}-{self.model}"
+        return self.cell if self.kind == "cell" else f"{self.cell} {self.kind}"
 
     @property
     def package(self) -> str:
         return f"bench_{self.protocol}_{self.model}"
 
+    def command(self, python: Path) -> list[str]:
+        if self.kind == "bare":
+            return [str(python), "-m", f"bare.{self.protocol}", self.model]
+        if self.kind == "naive":
+            return [str(python), "-m", "bare.naive", self.protocol]
+        # The cell's own main, with the handler that also waits (handlers.py).
+        return [
+            str(python),
+            "-c",
+            f"import sys; from handlers import {for_cell(self.protocol, self.model)} "
+            f"as handler; from {self.package}.__main__ import main; "
+            "sys.exit(main([], handler))",
+        ]
 
-def install(cells: list[Cell], workdir: Path) -> Path:
+
+def install(cells: list[Target], workdir: Path) -> Path:
     """Render and install `cells` into a new virtual environment; its python."""
     venv = workdir / "venv"
     subprocess.run([sys.executable, "-m", "venv", venv], check=True)
     python = venv / "bin" / "python"
     pip = [python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
     subprocess.run([*pip, *DEPENDENCIES, *BUILD], check=True)
-    for cell in cells:
-        project = cookiecutter(
+    projects = [
+        cookiecutter(
             str(TEMPLATE),
             no_input=True,
             output_dir=str(workdir),
@@ -63,54 +91,56 @@ def install(cells: list[Cell], workdir: Path) -> Path:
                 "concurrency": cell.model,
             },
         )
-        subprocess.run([*pip, "--no-deps", "--no-build-isolation", project], check=True)
+        for cell in cells
+    ]
+    subprocess.run([*pip, "--no-deps", "--no-build-isolation", *projects], check=True)
     return python
 
 
 @dataclass
 class Server:
-    """A running cell: its process and address."""
+    """A running target: its process and address, and what /proc says of it."""
 
     process: subprocess.Popen[str]
     address: tuple[str, int]
 
-    def peak_rss_mb(self) -> float:
-        """The most memory the server has held (its high-water mark), in MB."""
+    def rss_mb(self) -> float:
+        """The memory the server holds now (its resident set), in MB."""
         status = Path(f"/proc/{self.process.pid}/status").read_text()
-        return int(re.search(r"VmHWM:\s+(\d+) kB", status)[1]) / 1024  # type: ignore[index]
+        return int(re.search(r"VmRSS:\s+(\d+) kB", status)[1]) / 1024  # type: ignore[index]
 
     def cpu_seconds(self) -> float:
         fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1]
         utime, stime = fields.split()[11:13]
         return (int(utime) + int(stime)) / os.sysconf("SC_CLK_TCK")
 
+    def sockets(self) -> int:
+        """How many sockets the server has open: its connections, and a few of its
+        own (the listening socket, an event loop's wake-up pair)."""
+        fds = Path(f"/proc/{self.process.pid}/fd")
+        count = 0
+        for fd in fds.iterdir():
+            with contextlib.suppress(OSError):  # closed meanwhile
+                count += os.readlink(fd).startswith("socket:")
+        return count
+
 
 @contextlib.contextmanager
-def running(
-    cell: Cell, python: Path, *, handler: str | None = None, **settings: object
-) -> Iterator[Server]:
-    """Start the cell on a free port, on CPU 0 where it can be pinned; stop it."""
-    if handler is None:
-        command = [str(python), "-m", cell.package]
-    else:
-        command = [
-            str(python),
-            "-c",
-            "import sys; from handlers import " + handler + " as handler; "
-            f"from {cell.package}.__main__ import main; sys.exit(main([], handler))",
-        ]
+def running(target: Target, python: Path, **settings: object) -> Iterator[Server]:
+    """Start the target on a free port, on CPU 0 where it can be pinned; stop it."""
+    command = target.command(python)
     if shutil.which("taskset") and (os.cpu_count() or 1) > 1:
         command = ["taskset", "-c", "0", *command]
-    prefix = cell.package.upper() + "_"
+    prefix = target.package.upper() + "_"
     env = {
         **os.environ,
         "HOST": "127.0.0.1",
         "PORT": "0",
         "PYTHONPATH": str(BENCH),
-        "BENCH_PACKAGE": cell.package,
+        "BENCH_PACKAGE": target.package,
         **{prefix + name.upper(): str(value) for name, value in settings.items()},
     }
-    if cell.protocol == "http":
+    if target.protocol == "http":
         env[prefix + "ACCESS_LOG"] = "false"  # a log line per request is not the server
     process = subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True)
     try:
@@ -120,13 +150,14 @@ def running(
         while address is None and time.monotonic() < deadline:
             line = process.stderr.readline()
             if not line:
-                raise RuntimeError(f"{cell.name} ended before it listened")
+                raise RuntimeError(f"{target.name} ended before it listened")
             if match := READY.search(line):
                 address = (match[1], int(match[2]))
         if address is None:
-            raise RuntimeError(f"{cell.name} never said where it listens")
+            raise RuntimeError(f"{target.name} never said where it listens")
         # Read the rest of its log as it comes, so that it never blocks on a pipe.
         threading.Thread(target=process.stderr.read, daemon=True).start()
+        accepting(address, deadline)
         yield Server(process, address)
     finally:
         process.send_signal(signal.SIGTERM)
@@ -135,3 +166,15 @@ def running(
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+def accepting(address: tuple[str, int], deadline: float) -> None:
+    """Wait until the port accepts: a server may say where it listens just before."""
+    while True:
+        try:
+            socket.create_connection(address, timeout=1).close()
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)

@@ -1,0 +1,150 @@
+"""What a run prints and draws: a table per workload, a summary per target, what
+the hardening costs (each cell against its engine bare), and a chart."""
+
+from __future__ import annotations
+
+import datetime
+import platform
+import re
+import sys
+from pathlib import Path
+from typing import Any, Protocol
+
+COLUMNS = ["target", "requests/s", "p50 ms", "p99 ms", "errors", "peak RSS MB", "CPU %"]
+# The fast-handler workloads: the server's own cost, which the hardening adds to.
+FAST = ["persistent-1", "persistent-50", "per-request"]
+
+
+class Workload(Protocol):
+    name: str
+    what: str
+    idle: int
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists() and (
+        model := re.search(r"model name\s*:\s*(.+)", cpuinfo.read_text())
+    ):
+        cpu = model[1]
+    return f"{cpu}, Python {platform.python_version()}, {datetime.date.today()}"
+
+
+def text(
+    results: list[dict[str, Any]], workloads: list[Workload], seconds: float
+) -> str:
+    clients = sorted({row["client"] for row in results})
+    parts = [f"{machine()}; {seconds:g} s per run; clients: {', '.join(clients)}"]
+    for workload in workloads:
+        rows = [row for row in results if row["workload"] == workload.name]
+        columns = ["target", "idle held", *COLUMNS[1:]] if workload.idle else COLUMNS
+        parts.append(f"\n{workload.name}: {workload.what}\n" + markdown(columns, rows))
+    parts.append("\nsummary: requests/s per workload\n" + summary(results))
+    if any(row["kind"] == "bare" for row in results):
+        parts.append(
+            "\nwhat the hardening costs: each cell / its engine bare\n" + costs(results)
+        )
+    return "\n".join(parts)
+
+
+def markdown(columns: list[str], rows: list[dict[str, Any]]) -> str:
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    for row in rows:
+        lines.append("| " + " | ".join(str(row[c]) for c in columns) + " |")
+    return "\n".join(lines)
+
+
+def summary(results: list[dict[str, Any]]) -> str:
+    """One row per target: requests/s under each workload; idle: held, peak RSS."""
+    names = list(dict.fromkeys(row["workload"] for row in results))
+    by = {(row["target"], row["workload"]): row for row in results}
+    rows = []
+    for target in dict.fromkeys(row["target"] for row in results):
+        row = {"target": target}
+        for name in names:
+            figures = by[target, name]
+            value = f"{figures['requests/s']:,}"
+            if figures["errors"]:
+                value += f" ({figures['errors']:,} refused or failed)"
+            if name == "idle":
+                held = f"{figures['idle held']:,} held, {figures['peak RSS MB']} MB; "
+                value = held + value
+            row[name] = value
+        rows.append(row)
+    return markdown(["target", *names], rows)
+
+
+def ratios(results: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
+    """Per cell, per fast workload: the cell's requests/s over its bare engine's."""
+    by = {(row["target"], row["workload"]): row["requests/s"] for row in results}
+    found: dict[str, dict[str, float]] = {}
+    for row in results:
+        bare = by.get((f"{row['cell']} bare", row["workload"]))
+        if row["kind"] == "cell" and row["workload"] in FAST and bare:
+            found.setdefault(row["cell"], {})[row["workload"]] = (
+                row["requests/s"] / bare
+            )
+    return found
+
+
+def costs(results: list[dict[str, Any]]) -> str:
+    found = ratios(results)
+    names = [name for name in FAST if any(name in r for r in found.values())]
+    rows = [
+        {"cell": cell, **{n: f"{r[n]:.0%}" if n in r else "" for n in names}}
+        for cell, r in found.items()
+    ]
+    return markdown(["cell", *names], rows)
+
+
+def chart(results: list[dict[str, Any]], path: Path) -> None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("no chart: pip install matplotlib to draw one", file=sys.stderr)
+        return
+    protocols = list(dict.fromkeys(row["cell"].split("-")[0] for row in results))
+    shown = [
+        w
+        for w in ["persistent-50", "per-request", "io-bound"]
+        if any(r["workload"] == w for r in results)
+    ]
+    figure, axes = plt.subplots(
+        1, len(protocols), figsize=(5 * len(protocols), 4.5), squeeze=False
+    )
+    for axis, protocol in zip(axes[0], protocols, strict=True):
+        cells = [
+            r
+            for r in results
+            if r["kind"] == "cell" and r["cell"].startswith(protocol + "-")
+        ]
+        models = list(dict.fromkeys(r["cell"].split("-")[1] for r in cells))
+        width = 0.8 / max(1, len(shown))
+        for index, workload in enumerate(shown):
+            for kind, style in (("cell", {}), ("bare", {"fill": False, "hatch": "//"})):
+                by = {
+                    r["cell"]: r["requests/s"]
+                    for r in results
+                    if r["kind"] == kind and r["workload"] == workload
+                }
+                axis.bar(
+                    [m + index * width for m in range(len(models))],
+                    [by.get(f"{protocol}-{model}", 0) for model in models],
+                    width * 0.9,
+                    label=workload if kind == "cell" else None,
+                    color=f"C{index}",
+                    edgecolor=f"C{index}",
+                    **style,
+                )
+        axis.set_xticks(
+            [m + width * (len(shown) - 1) / 2 for m in range(len(models))], models
+        )
+        axis.set_title(f"{protocol}: requests/s (hatched: the engine bare)")
+    axes[0][0].legend()
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    print(f"chart: {path}")
