@@ -159,6 +159,17 @@ def dockerfile_user(user: str) -> Change:
             r"Couldn't find schema .* policy/v1beta1",
             id="api-version-no-longer-served-newest",
         ),
+        pytest.param(
+            lambda documents, project: (
+                documents.update(
+                    ConfigMap={"apiVersion": "v1", "kind": "ConfigMap", "date": {}}
+                )
+                or project
+            ),
+            manifests.OLDEST,
+            r"ConfigMap .*'date' was unexpected",
+            id="a-manifest-added-later",
+        ),
     ],
 )
 def test_schema_validation_fails_on_a_broken_manifest(
