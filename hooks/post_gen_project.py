@@ -38,7 +38,8 @@ LAYERS = {
     "blocking": (("threads",), ("threads", "blocking")),
 }
 VARIANTS = "_variants"
-DOCKER_FILES = ("Dockerfile", ".dockerignore")
+# What only a project with a Dockerfile has: the manifests run its image.
+DOCKER_FILES = ("Dockerfile", ".dockerignore", "deploy/k8s")
 
 
 def layers(protocol: str, concurrency: str) -> list[str]:
@@ -69,7 +70,13 @@ def assemble(
     shutil.rmtree(variants)
     if not include_docker:
         for name in DOCKER_FILES:
-            (project / name).unlink()
+            path = project / name
+            if path.is_dir():
+                shutil.rmtree(path)
+            else:
+                path.unlink()
+            if not any(path.parent.iterdir()):  # deploy/ with nothing left
+                path.parent.rmdir()
 
 
 def main() -> int:

@@ -94,7 +94,16 @@ MODEL_FILES = {
         "tests/test_blocking.py",
     },
 }
-DOCKER_FILES = {"Dockerfile", ".dockerignore"}
+# The Kubernetes manifests run the image, so they come with the Dockerfile.
+DOCKER_FILES = {
+    "Dockerfile",
+    ".dockerignore",
+    "deploy/k8s/kustomization.yaml",
+    "deploy/k8s/deployment.yaml",
+    "deploy/k8s/service.yaml",
+    "deploy/k8s/hpa.yaml",
+    "deploy/k8s/pdb.yaml",
+}
 
 
 def files_of(project: Path) -> set[str]:

@@ -1,6 +1,8 @@
 """Each cell's Dockerfile builds, and the container serves, turns healthy and stops.
 
-The commands are those of the rendered README's Docker section, run as they are.
+The commands are those of the rendered README's Docker section, run as they are:
+it runs the image as the Kubernetes manifests do (read-only but for /tmp, as
+their UID), so what works here works under their securityContext.
 They need a working Docker engine: the one the environment points at, or the one
 tests/docker/start-engine.sh starts on a machine without one. Where there is
 none, these tests skip and say how to enable them; with TEMPLATE_REQUIRE_DOCKER
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import http.client
+import itertools
 import os
 import re
 import shlex
@@ -23,6 +26,7 @@ from typing import Any
 
 import pytest
 
+from . import manifests
 from .helpers import CELLS, run
 
 DOCKER_SECTION = re.compile(r"## Docker\n\n```sh\n(?P<build>.+)\n(?P<run>.+)\n```")
@@ -58,6 +62,30 @@ def test_every_dockerfile_passes_hadolint(bake: Any) -> None:
         run(["hadolint", "Dockerfile"], cwd=project)
 
 
+def docker_commands(result: Any) -> tuple[list[str], list[str], str]:
+    """The README's build and run commands, once the run is known to be hardened
+    as the manifests' securityContext is, and the user it runs as."""
+    project = result.project_path
+    commands = DOCKER_SECTION.search((project / "README.md").read_text())
+    assert commands is not None, "the README has no Docker section to follow"
+    documents = manifests.load(project / "deploy" / "k8s")
+    manifests.check_user(documents, manifests.Project.read(project, result.context))
+    user = str(manifests.security(documents, "runAsUser"))
+    command = shlex.split(commands["run"])
+    pairs = set(itertools.pairwise(command))
+    assert "--read-only" in command, command
+    assert ("--tmpfs", "/tmp") in pairs, command
+    assert ("--user", user) in pairs, f"{command} runs as another user than {user}"
+    return shlex.split(commands["build"]), command, user
+
+
+@pytest.mark.parametrize(("protocol", "model"), CELLS)
+def test_the_readme_runs_the_image_as_the_manifests_do(
+    bake: Any, protocol: str, model: str
+) -> None:
+    docker_commands(bake(protocol=protocol, concurrency=model))
+
+
 @pytest.mark.parametrize(("protocol", "model"), CELLS)
 def test_the_image_builds_serves_turns_healthy_and_stops(
     docker: None, bake: Any, protocol: str, model: str, record_property: Any
@@ -68,20 +96,25 @@ def test_the_image_builds_serves_turns_healthy_and_stops(
         answers["python_version"] = python  # the only one the local base image has
     result = bake(project_name=f"ct {protocol} {model}", **answers)
     project = result.project_path
-    readme = (project / "README.md").read_text()
-    commands = DOCKER_SECTION.search(readme)
-    assert commands is not None, "the README has no Docker section to follow"
+    build, run_image, user = docker_commands(result)
     image = result.context["project_slug"]
 
     started = time.monotonic()
-    run(shlex.split(commands["build"]), cwd=project)
+    run(build, cwd=project)
     record_property("build seconds", round(time.monotonic() - started, 1))
     size = run(["docker", "image", "inspect", "--format", "{{.Size}}", image], project)
     record_property("image MB", round(int(size) / 1e6))
 
-    container = subprocess.Popen(shlex.split(commands["run"]), cwd=project)
+    container = subprocess.Popen(run_image, cwd=project)
     identifier = running_container(image)
     try:
+        hardening = "{{.HostConfig.ReadonlyRootfs}} {{.Config.User}}"
+        inspected = run(
+            ["docker", "inspect", "--format", hardening, identifier], project
+        )
+        assert inspected.split() == ["true", user]
+        # The Kubernetes preStop hook runs the image's sleep.
+        run(["docker", "exec", identifier, "sleep", "0"], cwd=project)
         assert_serves(protocol, ("127.0.0.1", port))
         assert wait_for_health(identifier) == "healthy"
         run(["docker", "stop", identifier], cwd=project)

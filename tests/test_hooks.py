@@ -44,6 +44,8 @@ def test_layers_are_merged_and_the_rest_dropped(tmp_path: Path) -> None:
         {
             "Dockerfile": "",
             ".dockerignore": "",
+            "deploy/k8s/kustomization.yaml": "",
+            "deploy/k8s/deployment.yaml": "",
             "_variants/tcp/tests/test_server.py": "shared",
             "_variants/tcp-threads/src/pkg/base.py": "threads",
             "_variants/tcp-blocking/src/pkg/server.py": "blocking",
@@ -61,6 +63,7 @@ def test_layers_are_merged_and_the_rest_dropped(tmp_path: Path) -> None:
         "src/pkg/base.py": "threads",
         "src/pkg/server.py": "blocking",
     }
+    assert not (tmp_path / "deploy").exists()  # no empty folder left behind
 
 
 def test_two_layers_offering_one_file_is_an_error(tmp_path: Path) -> None:
