@@ -100,10 +100,9 @@ async def run(
 ) -> dict[str, Any]:
     """Hold the workload's idle connections, if any, while its clients run."""
     path = (WAIT if workload.io_bound else FAST)[target.protocol]
-    before = server.sockets()
     with peak_rss(server) as peak:
         idle = await load.hold_idle(target.protocol, server.address, workload.idle)
-        held = max(0, server.sockets() - before) if workload.idle else 0
+        held = server.connections() if workload.idle else 0
         try:
             cpu, started = server.cpu_seconds(), time.monotonic()
             figures = await load.drive(
@@ -121,7 +120,7 @@ async def run(
         finally:
             for connection in idle:
                 connection.writer.transport.abort()
-    await asyncio.sleep(0.2)  # the server sees its clients go before the next run
+    await asyncio.sleep(0.1)  # the server sees its clients go before the next run
     return {
         "idle held": held,
         "requests": figures.requests,
@@ -185,7 +184,7 @@ def measure(
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument(
-        "--quick", action="store_true", help="1 s per run, smaller loads"
+        "--quick", action="store_true", help="0.3 s per run, smaller loads"
     )
     parser.add_argument("--seconds", type=float, help="seconds per run (default 10)")
     cells = [f"{p}-{m}" for p in PROTOCOLS for m in MODELS]
@@ -199,13 +198,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--http-client",
         choices=["wrk", "asyncio"],
-        default="wrk" if shutil.which("wrk") else "asyncio",
-        help="what drives the HTTP cells (default: wrk where installed)",
+        help="what drives the HTTP cells (default: wrk where installed, for runs "
+        "of 1 s or more: it counts whole seconds)",
     )
     parser.add_argument("--json", type=Path, default=Path("bench-results.json"))
     parser.add_argument("--chart", type=Path, default=Path("bench-results.png"))
     args = parser.parse_args(argv)
-    seconds = args.seconds or (1.0 if args.quick else 10.0)
+    seconds = args.seconds or (0.3 if args.quick else 10.0)
+    if args.http_client == "wrk" and not shutil.which("wrk"):
+        parser.error("--http-client=wrk: no wrk installed")
+    wrk = args.http_client == "wrk" or (
+        args.http_client is None and seconds >= 1 and shutil.which("wrk") is not None
+    )
     chosen = workloads(args.quick)
     if args.cells:
         cells = pick(parser, "cell", args.cells, cells)
@@ -224,7 +228,6 @@ def main(argv: list[str] | None = None) -> int:
         python = install([t for t in measured if t.kind == "cell"], Path(workdir))
         progress = Progress(len(measured) * len(chosen))
         for target in measured:
-            wrk = args.http_client == "wrk"
             results += measure(target, python, chosen, seconds, wrk, progress)
     print(report.text(results, chosen, seconds))
     args.json.write_text(json.dumps(results, indent=1))

@@ -23,7 +23,10 @@ from typing import Any, TypeVar
 
 Address = tuple[str, int]
 TIMEOUT_SECONDS = 10.0
-IDLE_CONNECT_SECONDS = 3.0  # a dropped SYN is sent again after 1 s
+CLOSE_SECONDS = 1.0
+IDLE_CONNECT_SECONDS = 1.5
+SYN_RETRY_SECONDS = 0.9  # a dropped SYN is sent again after 1 s
+IDLE_BATCH = 100
 T = TypeVar("T")
 
 
@@ -87,7 +90,7 @@ class Connection:
     async def http(self, path: str) -> None:
         self.writer.write(f"GET {path} HTTP/1.1\r\nHost: bench\r\n\r\n".encode())
         status = await self.reader.readline()
-        if not status.startswith(b"HTTP/1.1 200 "):
+        if not status.startswith((b"HTTP/1.1 200 ", b"HTTP/1.0 200 ")):
             raise ConnectionError(f"answered {status!r}")
         length = 0
         while (line := await self.reader.readline()) not in (b"\r\n", b""):
@@ -130,7 +133,7 @@ class Connection:
     async def close(self) -> None:
         self.writer.close()
         with contextlib.suppress(OSError, TimeoutError):
-            await asyncio.wait_for(self.writer.wait_closed(), TIMEOUT_SECONDS)
+            await asyncio.wait_for(self.writer.wait_closed(), CLOSE_SECONDS)
 
 
 REQUESTS: dict[str, Callable[[Connection, str], Awaitable[None]]] = {
@@ -168,7 +171,7 @@ async def client(
         except (OSError, TimeoutError, asyncio.IncompleteReadError, ValueError):
             tally.errors += 1
             if connection is not None:
-                await connection.close()
+                connection.writer.transport.abort()
                 connection = None
             await asyncio.sleep(0.01)  # a refused client does not spin
     if connection is not None:
@@ -256,15 +259,29 @@ async def wrk(
 
 
 async def hold_idle(protocol: str, address: Address, count: int) -> list[Connection]:
-    """Open up to `count` connections and leave them idle (handshake done for
-    WebSocket); close those the server refused, and return the rest."""
-    opened: list[Connection] = []
-    for _ in range(count):
+    """Open up to `count` connections, a batch at a time, and leave them idle
+    (handshake done for WebSocket); close those the server refused, and return
+    the rest. Once most of a batch fails or waits for its SYN to be sent again,
+    the server's backlog is full: it takes no more."""
+
+    async def connect() -> tuple[Connection | None, bool]:
+        started = time.monotonic()
         try:
             async with asyncio.timeout(IDLE_CONNECT_SECONDS):
-                opened.append(await Connection.connect(protocol, address, "/"))
+                connection = await Connection.connect(protocol, address, "/")
         except (OSError, TimeoutError):
-            break  # the server takes no more (its backlog may hold a few more)
+            return None, False
+        return connection, time.monotonic() - started < SYN_RETRY_SECONDS
+
+    opened: list[Connection] = []
+    if not count:
+        return opened
+    while len(opened) < count:
+        size = min(IDLE_BATCH, count - len(opened))
+        batch = await asyncio.gather(*(connect() for _ in range(size)))
+        opened += [connection for connection, _ in batch if connection is not None]
+        if sum(promptly for _, promptly in batch) < size / 2:
+            break
     await asyncio.sleep(0.5)  # refusals arrive
     silent = await asyncio.gather(*(connection.silent() for connection in opened))
     for connection, held in zip(opened, silent, strict=True):

@@ -30,6 +30,7 @@ from .handlers import for_cell
 
 TEMPLATE = Path(__file__).resolve().parent.parent
 BENCH = Path(__file__).resolve().parent
+LISTEN = "0A"  # a listening socket's state in /proc/net/tcp
 READY = re.compile(r"listening on ([\d.]+):(\d+) \(")
 # What every cell's dependencies add up to, and what builds the projects.
 DEPENDENCIES = ["aiohttp>=3.10", "flask>=3.0", "websockets>=15", "uvloop>=0.19"]
@@ -114,14 +115,20 @@ class Server:
         utime, stime = fields.split()[11:13]
         return (int(utime) + int(stime)) / os.sysconf("SC_CLK_TCK")
 
-    def sockets(self) -> int:
-        """How many sockets the server has open: its connections, and a few of its
-        own (the listening socket, an event loop's wake-up pair)."""
-        fds = Path(f"/proc/{self.process.pid}/fd")
-        count = 0
-        for fd in fds.iterdir():
+    def connections(self) -> int:
+        """How many TCP connections on its port the server holds open: its own
+        sockets (/proc/PID/fd) that the kernel's table lists on that port."""
+        inodes = set()
+        for fd in Path(f"/proc/{self.process.pid}/fd").iterdir():
             with contextlib.suppress(OSError):  # closed meanwhile
-                count += os.readlink(fd).startswith("socket:")
+                if (link := os.readlink(fd)).startswith("socket:["):
+                    inodes.add(link[len("socket:[") : -1])
+        count = 0
+        for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+            fields = line.split()
+            local, state, inode = fields[1], fields[3], fields[9]
+            port = int(local.rpartition(":")[2], 16)
+            count += inode in inodes and port == self.address[1] and state != LISTEN
         return count
 
 
