@@ -22,6 +22,8 @@ COMMON_FILES = {
     "README.md",
     "pyproject.toml",
     ".gitignore",
+    ".github/workflows/ci.yml",
+    ".pre-commit-config.yaml",
     "src/{package}/__init__.py",
     "src/{package}/__main__.py",
     "src/{package}/config.py",
