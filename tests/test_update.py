@@ -15,6 +15,7 @@ import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -316,3 +317,33 @@ def test_an_edit_and_a_change_of_the_same_line_is_a_conflict_not_a_loss(
     session.commit(project, "Update from the template; keep the 10 s drain")
     assert session.ok("git", "status", "--porcelain", cwd=project) == ""
     compile((project / config).read_text(), config, "exec")
+
+
+# What the update tests above run and see, which the READMEs must tell the user.
+UPDATE_WORDS = (
+    "cruft create",
+    "cruft check",
+    "cruft update -y",
+    "git status",
+    "<<<<<<< ours",
+    ">>>>>>> theirs",
+)
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_each_readme_says_how_to_update_and_resolve_a_conflict(
+    bake: Any, protocol: str
+) -> None:
+    readme = (bake(protocol=protocol).project_path / "README.md").read_text()
+    section = readme.partition("\n## Keeping up with the template\n")[2]
+    section = section.partition("\n## ")[0]
+    for words in (*UPDATE_WORDS, ".rej", "cruft link"):
+        assert words in section, words
+
+
+def test_the_template_readme_says_how_to_keep_a_project_up_to_date() -> None:
+    readme = (TEMPLATE / "README.md").read_text()
+    section = readme.partition("\n## Keeping a project up to date\n")[2]
+    section = section.partition("\n## ")[0]
+    for words in UPDATE_WORDS:
+        assert words in section, words
