@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import subprocess
 import sys
 from collections.abc import Callable
@@ -91,7 +92,7 @@ class Session:
             if source.is_file():  # a tracked file deleted on disk stays deleted
                 target = repository / name
                 target.parent.mkdir(parents=True, exist_ok=True)
-                target.write_bytes(source.read_bytes())
+                shutil.copy(source, target)  # with its mode
         self.ok("git", "init", "-q", "-b", "main", cwd=repository)
         self.commit(repository, "The template at its current commit")
         return repository
