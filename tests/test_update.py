@@ -228,7 +228,6 @@ def unmerged(session: Session, project: Path) -> list[str]:
     ).split()
 
 
-@pytest.mark.timeout(600)
 @pytest.mark.parametrize(("protocol", "model"), CELLS)
 def test_update_brings_the_template_change_and_keeps_the_users_edit(
     tmp_path: Path, protocol: str, model: str
