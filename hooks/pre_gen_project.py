@@ -28,6 +28,9 @@ PACKAGE = re.compile(r"(?=.{1,50}$)[a-z][a-z0-9]*(_[a-z0-9]+)*")
 # Names a rendered project imports: a package called one of these would shadow it.
 TAKEN = frozenset(sys.stdlib_module_names) | {"pytest", "psutil", "uvloop", "tests"}
 MAX_TEXT = 200
+# The description is a paragraph of its own in the README: a line that starts a
+# fenced code block or an HTML block there would swallow the rest of the README.
+MARKDOWN_BLOCK = re.compile(r"\s*(```|~~~|<)")
 
 
 class InvalidAnswer(ValueError):
@@ -43,6 +46,11 @@ def validate(answers: dict[str, str]) -> None:
                 f"{name} {text!r}: use one line of printable text, "
                 f"1 to {MAX_TEXT} characters"
             )
+    if MARKDOWN_BLOCK.match(answers["description"]):
+        raise InvalidAnswer(
+            f"description {answers['description']!r}: do not start it with ```, ~~~ "
+            "or <, which would open a block that swallows the rest of the README"
+        )
     slug = answers["project_slug"]
     if not SLUG.fullmatch(slug):
         raise InvalidAnswer(

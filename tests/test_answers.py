@@ -44,6 +44,15 @@ BAD = [
     ("port", "٩٠٠٠", "port '٩٠٠٠': use a whole number from 1 to 65535"),
     ("project_name", "My\aServer", "project_name 'My\\x07Server': use one line"),
     ("description", "two\nlines", "description 'two\\nlines': use one line"),
+    ("project_name", "My\tServer", "project_name 'My\\tServer': use one line"),
+    ("description", "```sh", "description '```sh': do not start it with ```"),
+    ("description", " ~~~", "description ' ~~~': do not start it with ```"),
+    ("description", "<!-- hidden", "description '<!-- hidden': do not start it"),
+    (
+        "project_slug",
+        'x"""+__import__("os").system("exit 3")+"""',
+        'project_slug \'x"""+__import__',
+    ),
     ("author", "x" * 201, "author 'xxxx"),
 ]
 

@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
+from markdown_it import MarkdownIt
 
 from .helpers import CONTEXT, MODELS, PROTOCOLS, assert_lint_clean
 
@@ -22,6 +24,8 @@ COMMON_FILES = {
     "README.md",
     "pyproject.toml",
     ".gitignore",
+    ".github/workflows/ci.yml",
+    ".pre-commit-config.yaml",
     "src/{package}/__init__.py",
     "src/{package}/__main__.py",
     "src/{package}/config.py",
@@ -173,21 +177,66 @@ def test_long_names_stay_lint_clean(bake: Any) -> None:
     assert_lint_clean(result.project_path)
 
 
-@pytest.mark.parametrize(
-    "text",
-    [
-        'A "quoted" \\ backslashed description',
-        "It's '''triple''' and \"\"\"triple\"\"\" quoted",
-        "__import__('os').system('touch /tmp/pwned')",
-    ],
-)
-def test_free_text_answers_reach_files_as_data(bake: Any, text: str) -> None:
-    result = bake(description=text, author=text)
+# Free text a user might type, or paste from somewhere hostile: each payload tries
+# to create the file "{marker}" stands for, which would exist had it run as code.
+FREE_TEXT = [
+    'A "quoted" \\ backslashed description',
+    "It's '''triple''' and \"\"\"triple\"\"\" quoted",
+    "Ends with a backslash \\",
+    "__import__('os').system('touch {marker}')",
+    '"""; __import__("os").system("touch {marker}"); r"""',
+    "\\\"}}; import os; os.system('touch {marker}')  # a comment",
+    "*Not* a list: [a link](javascript:alert(1)) | a | pipe |",
+]
+
+
+def outline(readme: str) -> list[str]:
+    """The README's headings, in order: what a runaway block would swallow."""
+    tokens = MarkdownIt("commonmark").parse(readme)
+    return [
+        tokens[index + 1].content
+        for index, token in enumerate(tokens)
+        if token.type == "heading_open"
+    ]
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+@pytest.mark.parametrize("text", FREE_TEXT)
+def test_free_text_answers_reach_files_as_data(
+    bake: Any, tmp_path: Path, text: str, protocol: str
+) -> None:
+    marker = tmp_path / "payload-ran"
+    text = text.replace("{marker}", str(marker))
+    result = bake(
+        protocol=protocol,
+        project_name=text,
+        project_slug="free-text",
+        description=text,
+        author=text,
+    )
     assert result.exit_code == 0, result.exception
-    pyproject = tomllib.loads((result.project_path / "pyproject.toml").read_text())
+    assert not marker.exists(), "an answer ran as code"
+    project = result.project_path
+    pyproject = tomllib.loads((project / "pyproject.toml").read_text())
     assert pyproject["project"]["description"] == text
     assert pyproject["project"]["authors"] == [{"name": text}]
-    assert text in (result.project_path / "README.md").read_text()
+    # In the README the name is the title, the description the paragraph after
+    # it, and every heading of a plain render follows.
+    readme = (project / "README.md").read_text()
+    tokens = MarkdownIt("commonmark").parse(readme)
+    assert [token.type for token in tokens[:5]] == [
+        "heading_open",
+        "inline",
+        "heading_close",
+        "paragraph_open",
+        "inline",
+    ]
+    assert (tokens[1].content, tokens[4].content) == (text, text)
+    plain = bake(protocol=protocol, project_slug="free-text").project_path
+    assert outline(readme)[1:] == outline((plain / "README.md").read_text())[1:]
+    workflow = yaml.safe_load((project / ".github/workflows/ci.yml").read_text())
+    assert set(workflow["jobs"]) == {"test", "docker"}
+    assert_lint_clean(project)
 
 
 def test_ports_default_by_protocol() -> None:
