@@ -117,6 +117,8 @@ class Connection:
 
     async def _send(self, data: bytes) -> None:
         self.writer.write(data)
+        if not self.writer.transport.get_write_buffer_size():
+            return  # all sent at once, as usual: no timer to set for waiting
         try:
             async with asyncio.timeout(self.settings.idle_timeout):
                 await self.writer.drain()
