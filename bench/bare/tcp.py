@@ -33,15 +33,20 @@ async def serve_asyncio() -> None:
     await server.serve_forever()
 
 
-class PoolServer(PoolMixIn, socketserver.TCPServer):
+class Server(socketserver.TCPServer):
+    # The cells' backlog: socketserver's 5 drops connections, not the engine's cost.
+    request_queue_size = 128
+
+
+class PoolServer(PoolMixIn, Server):
     pass
 
 
-SERVERS = {
-    "threadpool": PoolServer,
-    "threaded": socketserver.ThreadingTCPServer,
-    "blocking": socketserver.TCPServer,
-}
+class ThreadingServer(socketserver.ThreadingMixIn, Server):
+    pass
+
+
+SERVERS = {"threadpool": PoolServer, "threaded": ThreadingServer, "blocking": Server}
 
 
 def main(model: str) -> None:

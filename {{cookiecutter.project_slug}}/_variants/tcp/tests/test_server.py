@@ -71,6 +71,19 @@ def test_closes_an_idle_client(start_server: StartServer) -> None:
         assert client.is_closed_by_server()
 
 
+def test_the_idle_timeout_counts_from_the_last_request(
+    start_server: StartServer,
+) -> None:
+    """A client busy for longer than the timeout stays; idle after, it goes."""
+    server = start_server(idle_timeout=0.5)
+    with LineClient(server.address) as client:
+        for number in range(8):  # 2.4 s in all, 0.3 s between requests
+            time.sleep(0.3)
+            assert client.request(f"request {number}") == f"request {number}"
+        assert client.read_line() == "ERROR idle timeout"
+        assert client.is_closed_by_server()
+
+
 def test_closes_a_client_that_trickles_a_line(start_server: StartServer) -> None:
     """Slowloris: a byte at a time does not reset the clock."""
     server = start_server(idle_timeout=1)
