@@ -243,7 +243,8 @@ async def wrk(
         return match[1] if match else default  # type: ignore[return-value]
 
     def latency_ms(percent: int) -> float:
-        value, unit = re.findall(r"([\d.]+)(\w+)", find(rf"^\s+{percent}%\s+(\S+)$"))[0]
+        figure = find(rf"^\s+{percent}%\s+(\S+)\s*$")  # e.g. 2.46s, 57.57ms
+        value, unit = re.fullmatch(r"([\d.]+)(\w+)", figure).groups()  # type: ignore[union-attr]
         return round(float(value) * WRK_UNITS[unit], 2)
 
     socket_errors = re.findall(r"(?:connect|read|write|timeout) (\d+)", report)

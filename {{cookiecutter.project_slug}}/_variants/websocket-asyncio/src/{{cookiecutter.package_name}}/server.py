@@ -20,7 +20,7 @@ from http import HTTPStatus
 
 import websockets.asyncio.server
 from websockets.asyncio.server import Server, ServerConnection
-from websockets.exceptions import ConnectionClosed, ConnectionClosedError
+from websockets.exceptions import ConnectionClosed
 from websockets.frames import CloseCode
 from websockets.http11 import Request, Response
 
@@ -39,6 +39,7 @@ logging.getLogger("websockets.server").setLevel(logging.WARNING)
 Handler = Callable[[Message], Awaitable[Message | None]]
 MODEL = "websocket, asyncio with {}"
 GOING_AWAY = (CloseCode.GOING_AWAY, "server shutting down")
+SEND_CHECK_SECONDS = 1.0  # how often stalled sends are looked for
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,7 @@ class Conversations:
     def __init__(self, settings: Settings, handler: Handler) -> None:
         self.settings, self.handler = settings, handler
         self.busy: set[ServerConnection] = set()  # in the handler right now
+        self.sending: dict[ServerConnection, float] = {}  # sending a reply since
         self.opened: set[ServerConnection] = set()  # from accept, handshake or not
         self.closing: list[asyncio.Task[None]] = []
         self.refusals = logs.Throttled(log)
@@ -108,14 +110,24 @@ class Conversations:
             pass
 
     async def send(self, connection: ServerConnection, reply: Message) -> None:
-        """Send a reply; drop a client that does not take it within the ping
-        timeout (its pings would wait behind it for ever)."""
+        """Send a reply, watched by drop_stalled."""
+        self.sending[connection] = asyncio.get_running_loop().time()
         try:
-            async with asyncio.timeout(self.settings.ping_timeout):
-                await connection.send(reply)
-        except TimeoutError:
-            connection.transport.abort()
-            raise ConnectionClosedError(None, None) from None
+            await connection.send(reply)
+        finally:
+            del self.sending[connection]
+
+    async def drop_stalled(self) -> None:
+        """Drop the clients that have not taken a reply within the ping timeout:
+        their pings would wait behind it for ever. One look a second costs less
+        than a timer around every send."""
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(SEND_CHECK_SECONDS)
+            too_old = loop.time() - self.settings.ping_timeout
+            for connection, since in list(self.sending.items()):
+                if since < too_old:
+                    connection.transport.abort()
 
     def stop(self, server: Server) -> None:
         """End handshakes in progress and close idle connections now; busy ones
@@ -148,6 +160,7 @@ async def serve_until_stopped(settings: Settings, handler: Handler) -> None:
         raise cannot_listen(settings.host, settings.port, error) from None
     address = logs.address(server.sockets[0].getsockname())
     log.info("listening on %s (%s)", address, MODEL.format(LOOP_NAME))
+    watchdog = asyncio.ensure_future(conversations.drop_stalled())
     signum = await stop
     log.info(
         "stopping on %s: %d connections open", signum.name, len(server.connections)
@@ -159,6 +172,7 @@ async def serve_until_stopped(settings: Settings, handler: Handler) -> None:
         settings.shutdown_timeout,
         busy=lambda: len(server.connections),
     )
+    watchdog.cancel()
     log.info("stopped")
 
 
