@@ -101,7 +101,10 @@ async def run(
     """Hold the workload's idle connections, if any, while its clients run."""
     path = (WAIT if workload.io_bound else FAST)[target.protocol]
     with peak_rss(server) as peak:
-        idle = await load.hold_idle(target.protocol, server.address, workload.idle)
+        idle = await load.hold_idle(
+            target.protocol, server.address, workload.idle, server.connections
+        )
+        await asyncio.sleep(0.1)  # the server closes those it refused
         held = server.connections() if workload.idle else 0
         try:
             cpu, started = server.cpu_seconds(), time.monotonic()

@@ -25,8 +25,8 @@ Address = tuple[str, int]
 TIMEOUT_SECONDS = 10.0
 CLOSE_SECONDS = 1.0
 IDLE_CONNECT_SECONDS = 1.5
-SYN_RETRY_SECONDS = 0.9  # a dropped SYN is sent again after 1 s
-IDLE_BATCH = 100
+IDLE_BATCH = 50
+SETTLE_SECONDS = 0.5
 T = TypeVar("T")
 
 
@@ -259,33 +259,51 @@ async def wrk(
     )
 
 
-async def hold_idle(protocol: str, address: Address, count: int) -> list[Connection]:
+async def hold_idle(
+    protocol: str, address: Address, count: int, held: Callable[[], int]
+) -> list[Connection]:
     """Open up to `count` connections, a batch at a time, and leave them idle
-    (handshake done for WebSocket); close those the server refused, and return
-    the rest. Once most of a batch fails or waits for its SYN to be sent again,
-    the server's backlog is full: it takes no more."""
+    (handshake done for WebSocket); return those the server holds.
 
-    async def connect() -> tuple[Connection | None, bool]:
-        started = time.monotonic()
+    `held()` counts the connections the server holds. Each batch waits for the
+    server to take it, so that the listen backlog never overflows; it stops when
+    the server takes no more (it serves some and leaves the rest in the backlog)
+    or refuses most of a batch.
+    """
+
+    async def connect() -> Connection | None:
         try:
             async with asyncio.timeout(IDLE_CONNECT_SECONDS):
-                connection = await Connection.connect(protocol, address, "/")
+                return await Connection.connect(protocol, address, "/")
         except (OSError, TimeoutError):
-            return None, False
-        return connection, time.monotonic() - started < SYN_RETRY_SECONDS
+            return None
 
+    await settled(held, 0)  # the clients of an earlier run are gone
     opened: list[Connection] = []
-    if not count:
-        return opened
     while len(opened) < count:
         size = min(IDLE_BATCH, count - len(opened))
-        batch = await asyncio.gather(*(connect() for _ in range(size)))
-        opened += [connection for connection, _ in batch if connection is not None]
-        if sum(promptly for _, promptly in batch) < size / 2:
+        connected = await asyncio.gather(*(connect() for _ in range(size)))
+        batch = [connection for connection in connected if connection is not None]
+        taken = await settled(held, len(opened) + len(batch))
+        silent = await asyncio.gather(*(connection.silent() for connection in batch))
+        for connection, quiet in zip(batch, silent, strict=True):
+            if quiet:
+                opened.append(connection)
+            else:  # refused
+                connection.writer.transport.abort()
+        if not taken or sum(silent) < size / 2:
             break
-    await asyncio.sleep(0.5)  # refusals arrive
-    silent = await asyncio.gather(*(connection.silent() for connection in opened))
-    for connection, held in zip(opened, silent, strict=True):
-        if not held:
-            connection.writer.transport.abort()
-    return [connection for connection, held in zip(opened, silent, strict=True) if held]
+    return opened
+
+
+async def settled(held: Callable[[], int], target: int) -> bool:
+    """Wait until the server holds `target` connections (no more than that when it
+    is 0); False once the count has not moved for a while."""
+    last, since = held(), time.monotonic()
+    while (now := held()) < target or (target == 0 and now > 0):
+        if now != last:
+            last, since = now, time.monotonic()
+        elif time.monotonic() - since > SETTLE_SECONDS:
+            return False
+        await asyncio.sleep(0.02)
+    return True
