@@ -25,7 +25,7 @@ Address = tuple[str, int]
 TIMEOUT_SECONDS = 10.0
 CLOSE_SECONDS = 1.0
 IDLE_CONNECT_SECONDS = 1.5
-IDLE_BATCH = 50
+IDLE_BATCH = 100  # below every server's listen backlog (128)
 SETTLE_SECONDS = 0.5
 T = TypeVar("T")
 
@@ -260,15 +260,15 @@ async def wrk(
 
 
 async def hold_idle(
-    protocol: str, address: Address, count: int, held: Callable[[], int]
+    protocol: str, address: Address, count: int, descriptors: Callable[[], int]
 ) -> list[Connection]:
     """Open up to `count` connections, a batch at a time, and leave them idle
-    (handshake done for WebSocket); return those the server holds.
+    (handshake done for WebSocket); return those the server did not refuse.
 
-    `held()` counts the connections the server holds. Each batch waits for the
-    server to take it, so that the listen backlog never overflows; it stops when
-    the server takes no more (it serves some and leaves the rest in the backlog)
-    or refuses most of a batch.
+    `descriptors()` counts the server's open files: each batch waits until the
+    server has taken it (the count stops moving), so that the listen backlog never
+    overflows. It stops when the server takes none of a batch (it is full and
+    leaves them in the backlog) or refuses most of one.
     """
 
     async def connect() -> Connection | None:
@@ -278,13 +278,13 @@ async def hold_idle(
         except (OSError, TimeoutError):
             return None
 
-    await settled(held, 0)  # the clients of an earlier run are gone
     opened: list[Connection] = []
     while len(opened) < count:
         size = min(IDLE_BATCH, count - len(opened))
+        before = descriptors()
         connected = await asyncio.gather(*(connect() for _ in range(size)))
         batch = [connection for connection in connected if connection is not None]
-        taken = await settled(held, len(opened) + len(batch))
+        taken = await settle(descriptors, before) > before
         silent = await asyncio.gather(*(connection.silent() for connection in batch))
         for connection, quiet in zip(batch, silent, strict=True):
             if quiet:
@@ -296,14 +296,14 @@ async def hold_idle(
     return opened
 
 
-async def settled(held: Callable[[], int], target: int) -> bool:
-    """Wait until the server holds `target` connections (no more than that when it
-    is 0); False once the count has not moved for a while."""
-    last, since = held(), time.monotonic()
-    while (now := held()) < target or (target == 0 and now > 0):
-        if now != last:
-            last, since = now, time.monotonic()
-        elif time.monotonic() - since > SETTLE_SECONDS:
-            return False
+async def settle(count: Callable[[], int], start: int) -> int:
+    """Wait until `count()` has moved from `start` and then kept still a moment,
+    or SETTLE_SECONDS have passed; its last value."""
+    deadline = time.monotonic() + SETTLE_SECONDS
+    last, still = count(), 0
+    while time.monotonic() < deadline and still < 3:
         await asyncio.sleep(0.02)
-    return True
+        now = count()
+        still = still + 1 if now == last and now != start else 0
+        last = now
+    return last

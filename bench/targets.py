@@ -115,6 +115,10 @@ class Server:
         utime, stime = fields.split()[11:13]
         return (int(utime) + int(stime)) / os.sysconf("SC_CLK_TCK")
 
+    def descriptors(self) -> int:
+        """How many files the server has open (sockets among them): cheap."""
+        return len(os.listdir(f"/proc/{self.process.pid}/fd"))
+
     def connections(self) -> int:
         """How many TCP connections on its port the server holds open: its own
         sockets (/proc/PID/fd) that the kernel's table lists on that port."""

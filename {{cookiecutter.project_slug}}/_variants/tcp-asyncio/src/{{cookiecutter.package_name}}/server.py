@@ -206,7 +206,7 @@ class LineServer:
 
     def __init__(self, settings: Settings, handler: Handler) -> None:
         self.settings, self.handler = settings, handler
-        self.connections: dict[Connection, asyncio.Task[None]] = {}
+        self.connections: dict[Connection, asyncio.Task[Any]] = {}
         self.refusals = logs.Throttled(log)
         self.stopping = False
 
@@ -219,12 +219,13 @@ class LineServer:
         elif len(self.connections) >= self.settings.max_connections:
             await connection.refuse("server busy", self.refusals)
         else:
-            task = asyncio.ensure_future(connection.serve())
+            # The task asyncio started for this client serves it: a second task
+            # per connection would cost a few kilobytes each.
+            task = asyncio.current_task()
+            assert task is not None
             self.connections[connection] = task
             try:
-                # wait() rather than await: a task cancelled by a forced stop must
-                # not cancel this one, which asyncio created for the connection.
-                await asyncio.wait([task])
+                await connection.serve()
             finally:
                 del self.connections[connection]
 
