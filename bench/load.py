@@ -247,14 +247,17 @@ async def wrk(
         value, unit = re.fullmatch(r"([\d.]+)(\w+)", figure).groups()  # type: ignore[union-attr]
         return round(float(value) * WRK_UNITS[unit], 2)
 
+    # wrk counts every answer; a refusal (503) is an error here, as for our clients.
+    refused = int(find(r"Non-2xx or 3xx responses: (\d+)", "0"))
+    answered = int(find(r"(\d+) requests in"))
+    elapsed = float(find(r"requests in ([\d.]+)s"))
     socket_errors = re.findall(r"(?:connect|read|write|timeout) (\d+)", report)
     return Figures(
-        requests=int(find(r"(\d+) requests in")),
-        per_second=round(float(find(r"Requests/sec:\s+([\d.]+)"))),
+        requests=answered - refused,
+        per_second=round((answered - refused) / elapsed),
         p50_ms=latency_ms(50),
         p99_ms=latency_ms(99),
-        errors=sum(map(int, socket_errors))
-        + int(find(r"Non-2xx or 3xx responses: (\d+)", "0")),
+        errors=sum(map(int, socket_errors)) + refused,
         client="wrk",
     )
 
