@@ -50,7 +50,7 @@ class IdleDeadline:
 
     def __init__(self, seconds: float) -> None:
         self.seconds = seconds
-        self.expired = False
+        self._expired = False
         self._since: float | None = None  # when the wait began; None while busy
         self._timer: asyncio.TimerHandle | None = None
         self._task: asyncio.Task[Any] | None = None
@@ -69,16 +69,22 @@ class IdleDeadline:
     def expire(self) -> None:
         """Interrupt the wait at once, if the connection is waiting."""
         if self._since is not None and self._task is not None:
-            self.expired = True
+            self._expired = True
             self._task.cancel()
 
     def interrupted(self) -> bool:
         """Whether the wait was cancelled by this deadline (the cancellation is
         then spent), not from outside."""
-        if self.expired and self._task is not None:
+        if self._expired and self._task is not None:
             self._task.uncancel()
             return True
         return False
+
+    def close(self) -> None:
+        """The connection is over: drop the timer, which would keep it alive."""
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer = self._task = self._since = None
 
     def _check(self) -> None:
         self._timer = None
@@ -125,6 +131,7 @@ class Connection:
         except OSError as error:  # reset, broken pipe
             log.debug("%s: %s", self.peer, error)
         finally:
+            self.deadline.close()
             await self._close()
 
     def stop(self) -> None:
