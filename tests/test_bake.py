@@ -32,11 +32,13 @@ COMMON_FILES = {
     "src/{package}/healthcheck.py",
     "src/{package}/logs.py",
     "src/{package}/server.py",
+    "src/{package}/workers.py",
     "tests/__init__.py",
     "tests/conftest.py",
     "tests/test_command.py",
     "tests/serverprocess.py",
     "tests/test_config.py",
+    "tests/test_workers.py",
 }
 PROTOCOL_FILES = {
     "tcp": {

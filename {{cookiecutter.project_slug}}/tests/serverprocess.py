@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
+import psutil
 import pytest
 
 from {{ cookiecutter.package_name }}.config import env_var
@@ -21,6 +25,9 @@ ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = "{{ cookiecutter.package_name }}"
 SETTINGS = frozenset(field.name for field in dataclasses.fields(Settings))
 READY = re.compile(r"listening on \[?([^\s\]]+)\]?:(\d+)")
+# The ready line each worker process logs, unlike the supervisor's (workers.py).
+WORKER_READY = re.compile(r"\.(?!workers\[)\w+\[(\d+)\]: listening on ")
+TRIES = 50  # connections made before a worker that should get one is not found
 # Runs the server with a handler from the tests in place of the project's own.
 WITH_HANDLER = (
     "import sys; from importlib import import_module; "
@@ -101,6 +108,40 @@ class ServerProcess:
         if not found:
             pytest.fail(f"the server never logged {pattern!r}; its log:\n{self.log}")
         return found[0]
+
+    def wait_for_workers(self, count: int, timeout: float = 15) -> list[int]:
+        """The process ids of the first `count` workers to serve, once they do."""
+        self.wait_for_log("(?s)" + ".*".join([WORKER_READY.pattern] * count), timeout)
+        return [int(pid) for pid in WORKER_READY.findall(self.log)[:count]]
+
+    def worker_serving(self, sock: socket.socket, timeout: float = 15) -> int:
+        """The process id of the worker that has accepted `sock`'s connection."""
+        client = sock.getsockname()[:2]
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for worker in psutil.Process(self.process.pid).children():
+                with contextlib.suppress(psutil.NoSuchProcess):
+                    ends = (c.raddr for c in worker.net_connections("tcp4"))
+                    if any(end and tuple(end) == client for end in ends):
+                        return worker.pid
+            time.sleep(0.01)
+        pytest.fail(f"no worker accepted the connection from {client}")
+
+    def connect_to_each(self, workers: list[int]) -> list[socket.socket]:
+        """A connection to each of `workers`, in their order; those that reach a
+        worker already connected to are closed."""
+        found: dict[int, socket.socket] = {}
+        for _ in range(TRIES):
+            sock = socket.create_connection(self.address, timeout=15)
+            if (pid := self.worker_serving(sock)) in found or pid not in workers:
+                sock.close()
+            else:
+                found[pid] = sock
+            if len(found) == len(workers):
+                return [found[pid] for pid in workers]
+        for sock in found.values():
+            sock.close()
+        pytest.fail(f"{TRIES} connections never reached each of {workers}")
 
     def stop(self, signum: int = signal.SIGTERM, timeout: float = 15) -> int:
         """Send `signum`; return the exit status once the process has ended."""

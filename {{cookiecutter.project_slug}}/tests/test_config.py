@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 from pathlib import Path
 
 import pytest
@@ -41,6 +42,7 @@ def test_flags_override_the_environment() -> None:
         ("idle_timeout", "inf", "a number from 0.001 to 86400"),
         ("idle_timeout", "1e400", "a number from 0.001 to 86400"),
         ("log_format", "xml", "one of text, json"),
+        ("workers", "0", "a whole number from 1 to 1024, or auto"),
     ],
 )
 def test_a_bad_value_names_its_variable_and_what_is_allowed(
@@ -49,6 +51,14 @@ def test_a_bad_value_names_its_variable_and_what_is_allowed(
     with pytest.raises(ConfigError) as refused:
         load(Settings, [], {env_var(name): value})
     assert str(refused.value) == f"{env_var(name)}={value!r}: expected {allowed}"
+
+
+def test_auto_workers_are_one_per_usable_cpu() -> None:
+    if hasattr(os, "sched_getaffinity"):  # the CPUs this process may use
+        usable = len(os.sched_getaffinity(0))
+    else:
+        usable = os.cpu_count() or 1
+    assert load(Settings, ["--workers", "auto"], {}).workers == usable
 
 
 def test_readme_documents_every_setting_with_its_default() -> None:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import resource
 import sys
 from collections.abc import Sequence
 
-from . import logs
+from . import logs, workers
 from .config import PROG, ConfigError, load
 from .server import Handler, Settings, serve
 
@@ -22,9 +23,10 @@ def main(argv: Sequence[str] | None = None, handler: Handler | None = None) -> i
         logs.configure(settings.log_level, settings.log_format)
         raise_open_file_limit()
         if handler is None:
-            serve(settings)
+            serve_socket = functools.partial(serve, settings)
         else:
-            serve(settings, handler)
+            serve_socket = functools.partial(serve, settings, handler=handler)
+        workers.serve(settings, serve_socket)
     except ConfigError as error:
         print(f"{PROG}: error: {error}", file=sys.stderr)
         return 2

@@ -14,10 +14,8 @@ import math
 import os
 import re
 import typing
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
-
-from . import logs
 
 PROG = "{{ cookiecutter.project_slug }}"
 ENV_PREFIX = "{{ cookiecutter.package_name | upper }}_"
@@ -53,15 +51,29 @@ def setting(
     minimum: float | None = None,
     maximum: float | None = None,
     choices: Sequence[str] = (),
+    named: Mapping[str, Callable[[], Any]] | None = None,
 ) -> Any:
-    """Declare a setting: its default, what it is for and what it accepts."""
+    """Declare a setting: its default, what it is for and what it accepts.
+
+    `named` values are words that stand for a value worked out when read (``auto``).
+    """
     metadata = {
         "description": description,
         "minimum": minimum,
         "maximum": maximum,
         "choices": tuple(choices),
+        "named": dict(named or {}),
     }
     return dataclasses.field(default=default, metadata=metadata)
+
+
+def usable_cpus() -> int:
+    """The CPUs this process may run on: fewer than the machine has when a cpuset
+    (taskset, a container's --cpuset-cpus) narrows them."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
 
 
 @dataclasses.dataclass(frozen=True)
@@ -83,6 +95,13 @@ class Settings:
         "seconds in-flight requests get to finish on SIGTERM",
         minimum=0,
         maximum=DAY_SECONDS,
+    )
+    workers: int = setting(
+        1,
+        "processes sharing the port, each with its own limits; auto for one per CPU",
+        minimum=1,
+        maximum=1024,
+        named={"auto": usable_cpus},
     )
     log_level: str = setting("INFO", "log level", choices=LOG_LEVELS)
     log_format: str = setting("text", "log format", choices=LOG_FORMATS)
@@ -145,15 +164,6 @@ def local_address(environ: Mapping[str, str] = os.environ) -> tuple[str, int]:
     return wildcards.get(settings.host, settings.host), settings.port
 
 
-def cannot_listen(host: str, port: int, error: OSError) -> ConfigError:
-    """The error for an address the server cannot bind, in one line."""
-    if error.errno and error.errno > 0:  # the OS's words, whichever wrapper says it
-        reason = os.strerror(error.errno)
-    else:  # a name that does not resolve
-        reason = error.strerror or str(error)
-    return ConfigError(f"cannot listen on {logs.address((host, port))}: {reason}")
-
-
 def parse(raw: str, kind: type, rules: Mapping[str, Any]) -> Any:
     """Turn one raw value into its type, or raise ValueError saying what is allowed."""
     text = raw.strip()
@@ -162,6 +172,8 @@ def parse(raw: str, kind: type, rules: Mapping[str, Any]) -> Any:
             if text.casefold() == choice.casefold():
                 return choice
         raise ValueError(f"expected one of {', '.join(choices)}")
+    if (named := rules["named"].get(text.casefold())) is not None:
+        return named()
     if kind is bool:
         if text.lower() in BOOLEANS:
             return BOOLEANS[text.lower()]
@@ -176,6 +188,8 @@ def parse(raw: str, kind: type, rules: Mapping[str, Any]) -> Any:
         expected += f" from {low} to {high}"
     elif low is not None:
         expected += f" >= {low}"
+    if named := rules["named"]:
+        expected += ", or " + " or ".join(named)
     if not NUMBER[kind].fullmatch(text):
         raise ValueError(f"expected {expected}")
     value = kind(text)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 
 from aiohttp import web
 
@@ -19,6 +20,11 @@ routes = web.RouteTableDef()
 @routes.get("/crash")
 async def crash(request: web.Request) -> web.Response:
     raise RuntimeError("crash requested")
+
+
+@routes.get("/pid")
+async def pid(request: web.Request) -> web.Response:
+    return web.Response(text=str(os.getpid()))
 
 
 @routes.get("/sleep/{seconds}")

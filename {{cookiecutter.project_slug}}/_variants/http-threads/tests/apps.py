@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import time
 
 from flask import Flask
@@ -19,6 +20,10 @@ def crash() -> str:
     raise RuntimeError("crash requested")
 
 
+def pid() -> str:
+    return str(os.getpid())
+
+
 def sleep(seconds: str) -> str:
     log.warning("sleep started")
     time.sleep(float(seconds))
@@ -32,6 +37,7 @@ def gather_requests(expected: int) -> str:
 def create_app(settings: HttpSettings) -> Flask:
     app = create_project_app(settings)
     app.add_url_rule("/crash", view_func=crash)
+    app.add_url_rule("/pid", view_func=pid)
     app.add_url_rule("/sleep/<seconds>", view_func=sleep)
     app.add_url_rule("/gather/<int:expected>", view_func=gather_requests)
     return app

@@ -5,6 +5,7 @@ The same tests hold for every concurrency model.
 
 from __future__ import annotations
 
+import collections
 import http.client
 import json
 import os
@@ -14,6 +15,7 @@ import socket
 import threading
 import time
 
+import psutil
 import pytest
 
 from {{ cookiecutter.package_name }}.config import env_var
@@ -21,6 +23,7 @@ from {{ cookiecutter.package_name }}.config import env_var
 from .serverprocess import ServerProcess, StartServer, run_server_command
 
 TEST_APP = "tests.apps:create_app"
+CLIENTS = 200
 TIMEOUT_SECONDS = 10.0
 Address = tuple[str, int]
 
@@ -42,13 +45,17 @@ def exchange(address: Address, data: bytes) -> bytes:
     """Send raw bytes, then read whatever comes back until the server closes."""
     with socket.create_connection(address, timeout=TIMEOUT_SECONDS) as sock:
         sock.sendall(data)
-        received = b""
-        try:
-            while chunk := sock.recv(65536):
-                received += chunk
-        except ConnectionResetError:
-            pass
-        return received
+        return read_until_closed(sock)
+
+
+def read_until_closed(sock: socket.socket) -> bytes:
+    received = b""
+    try:
+        while chunk := sock.recv(65536):
+            received += chunk
+    except ConnectionResetError:
+        pass
+    return received
 
 
 CHUNKED = b"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
@@ -283,6 +290,33 @@ def test_stop_lets_requests_in_flight_finish(
     assert answers == [200]
     assert server.process.wait(15) == 0
     assert "Traceback" not in server.log
+
+
+def test_workers_share_the_clients(start_server: StartServer) -> None:
+    server = start_server(handler=TEST_APP, workers=2)
+    workers = server.wait_for_workers(2)
+
+    def served_by() -> int:
+        return int(request(server.address, "GET", "/pid")[2])
+
+    served = collections.Counter(served_by() for _ in range(CLIENTS))
+    assert set(served) == set(workers)
+    assert min(served.values()) >= CLIENTS // 5, served  # a real share each
+
+
+def test_stop_lets_every_worker_finish_its_requests(start_server: StartServer) -> None:
+    server = start_server(handler=TEST_APP, workers=2)
+    workers = server.wait_for_workers(2)
+    connections = server.connect_to_each(workers)
+    for sock in connections:
+        sock.sendall(b"GET /sleep/1 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    server.wait_for_log("(?s)sleep started.*sleep started")
+    server.process.send_signal(signal.SIGTERM)
+    for sock in connections:
+        with sock:
+            assert status_of(read_until_closed(sock)) == 200
+    assert server.process.wait(15) == 0
+    assert not [pid for pid in workers if psutil.pid_exists(pid)]
 
 
 def test_stop_gives_up_on_requests_after_the_shutdown_timeout(

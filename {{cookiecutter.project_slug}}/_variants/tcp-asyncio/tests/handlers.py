@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 
 from .gathering import gather
 
@@ -11,14 +12,16 @@ log = logging.getLogger(__name__)
 
 
 async def handle(line: str) -> str:
-    """Echo, except for three commands.
+    """Echo, except for four commands.
 
-    ``crash`` raises; ``sleep S`` sleeps S seconds; ``gather N`` waits until N
-    requests are in the handler at once.
+    ``crash`` raises; ``pid`` answers the serving process's id; ``sleep S`` sleeps S
+    seconds; ``gather N`` waits until N requests are in the handler at once.
     """
     command, _, argument = line.partition(" ")
     if command == "crash":
         raise RuntimeError("crash requested")
+    if command == "pid":
+        return str(os.getpid())
     if command == "sleep":
         log.warning("sleep started")
         await asyncio.sleep(float(argument))

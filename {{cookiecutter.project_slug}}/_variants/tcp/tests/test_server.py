@@ -5,6 +5,7 @@ The same tests hold for every concurrency model.
 
 from __future__ import annotations
 
+import collections
 import os
 import signal
 import socket
@@ -25,6 +26,7 @@ from .serverprocess import (
 )
 
 TEST_HANDLER = "tests.handlers:handle"
+CLIENTS = 200
 
 
 def test_echoes_each_line(server: ServerProcess) -> None:
@@ -160,6 +162,34 @@ def test_stop_lets_requests_in_flight_finish(
         assert busy.is_closed_by_server()
     assert server.process.wait(15) == 0
     assert "Traceback" not in server.log
+
+
+def test_workers_share_the_clients(start_server: StartServer) -> None:
+    server = start_server(handler=TEST_HANDLER, workers=2)
+    workers = server.wait_for_workers(2)
+
+    def served_by() -> int:
+        with LineClient(server.address) as client:
+            return int(client.request("pid"))
+
+    served = collections.Counter(served_by() for _ in range(CLIENTS))
+    assert set(served) == set(workers)
+    assert min(served.values()) >= CLIENTS // 5, served  # a real share each
+
+
+def test_stop_lets_every_worker_finish_its_requests(start_server: StartServer) -> None:
+    server = start_server(handler=TEST_HANDLER, workers=2)
+    workers = server.wait_for_workers(2)
+    connections = server.connect_to_each(workers)
+    for sock in connections:
+        sock.sendall(b"sleep 1\n")
+    server.wait_for_log("(?s)sleep started.*sleep started")
+    server.process.send_signal(signal.SIGTERM)
+    for sock in connections:
+        with sock, sock.makefile("rb") as replies:
+            assert replies.readline() == b"slept 1\n"
+    assert server.process.wait(15) == 0
+    assert not [pid for pid in workers if psutil.pid_exists(pid)]
 
 
 def test_stop_delivers_every_reply_it_made(start_server: StartServer) -> None:

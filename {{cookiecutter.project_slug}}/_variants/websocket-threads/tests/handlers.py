@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import time
 
 from {{ cookiecutter.package_name }}.handler import Message
@@ -13,14 +14,17 @@ log = logging.getLogger(__name__)
 
 
 def handle(message: Message) -> Message | None:
-    """Echo, except for four text commands.
+    """Echo, except for five text commands.
 
-    ``crash`` raises; ``sleep S`` sleeps S seconds; ``gather N`` waits until N
-    messages are in the handler at once; ``quiet`` gets no reply.
+    ``crash`` raises; ``pid`` answers the serving process's id; ``sleep S`` sleeps S
+    seconds; ``gather N`` waits until N messages are in the handler at once;
+    ``quiet`` gets no reply.
     """
     command, _, argument = str(message).partition(" ")
     if command == "crash":
         raise RuntimeError("crash requested")
+    if command == "pid":
+        return str(os.getpid())
     if command == "sleep":
         log.warning("sleep started")
         time.sleep(float(argument))

@@ -5,6 +5,8 @@ The same tests hold for every concurrency model.
 
 from __future__ import annotations
 
+import collections
+import contextlib
 import http.client
 import os
 import re
@@ -37,6 +39,7 @@ from .wsclient import (
 )
 
 TEST_HANDLER = "tests.handlers:handle"
+CLIENTS = 200
 CLOSE = 0x8
 
 
@@ -248,6 +251,39 @@ def test_stop_lets_the_message_in_progress_finish_then_closes_with_1001(
         assert_closed_with(websocket, 1001)
     assert server.process.wait(15) == 0
     assert "Traceback" not in server.log
+
+
+def test_workers_share_the_clients(start_server: StartServer) -> None:
+    server = start_server(handler=TEST_HANDLER, workers=2)
+    workers = server.wait_for_workers(2)
+
+    def served_by() -> int:
+        with client(server.address) as websocket:
+            websocket.send("pid")
+            return int(websocket.recv(TIMEOUT_SECONDS))
+
+    served = collections.Counter(served_by() for _ in range(CLIENTS))
+    assert set(served) == set(workers)
+    assert min(served.values()) >= CLIENTS // 5, served  # a real share each
+
+
+def test_stop_lets_every_worker_finish_its_messages(start_server: StartServer) -> None:
+    server = start_server(handler=TEST_HANDLER, workers=2)
+    workers = server.wait_for_workers(2)
+    with contextlib.ExitStack() as stack:
+        websockets = [
+            stack.enter_context(client(server.address, sock=sock))
+            for sock in server.connect_to_each(workers)
+        ]
+        for websocket in websockets:
+            websocket.send("sleep 1")
+        server.wait_for_log("(?s)sleep started.*sleep started")
+        server.process.send_signal(signal.SIGTERM)
+        for websocket in websockets:
+            assert websocket.recv(TIMEOUT_SECONDS) == "slept 1"
+            assert_closed_with(websocket, 1001)
+    assert server.process.wait(15) == 0
+    assert not [pid for pid in workers if psutil.pid_exists(pid)]
 
 
 def test_stop_closes_idle_connections_at_once(start_server: StartServer) -> None:

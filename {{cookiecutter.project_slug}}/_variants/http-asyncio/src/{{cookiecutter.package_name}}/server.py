@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import cast
@@ -25,7 +26,7 @@ from aiohttp.typedefs import Middleware
 
 from . import eventloop, logs
 from .app import create_app
-from .config import cannot_listen, setting
+from .config import setting
 from .eventloop import LOOP_NAME, stop_signal
 from .limits import HttpSettings
 
@@ -105,8 +106,10 @@ def drop_client_errors(record: logging.LogRecord) -> bool:
     return not isinstance(error, HttpProcessingError)
 
 
-async def serve_until_stopped(settings: Settings, handler: Handler) -> None:
-    """Serve until SIGTERM or SIGINT, then let in-flight requests finish."""
+async def serve_until_stopped(
+    settings: Settings, sock: socket.socket, handler: Handler
+) -> None:
+    """Serve `sock` until SIGTERM or SIGINT, then let in-flight requests finish."""
     stop = stop_signal()
 
     app = handler(settings)
@@ -133,12 +136,7 @@ async def serve_until_stopped(settings: Settings, handler: Handler) -> None:
             return Refusal()
         return connections()
 
-    try:
-        server = await asyncio.get_running_loop().create_server(
-            accept, settings.host, settings.port, backlog=128
-        )
-    except OSError as error:
-        raise cannot_listen(settings.host, settings.port, error) from None
+    server = await asyncio.get_running_loop().create_server(accept, sock=sock)
     address = logs.address(server.sockets[0].getsockname())
     log.info("listening on %s (%s)", address, MODEL.format(LOOP_NAME))
     signum = await stop
@@ -158,7 +156,9 @@ async def serve_until_stopped(settings: Settings, handler: Handler) -> None:
     log.info("stopped")
 
 
-def serve(settings: Settings, handler: Handler = create_app) -> None:
+def serve(
+    settings: Settings, sock: socket.socket, handler: Handler = create_app
+) -> None:
     """Run the event loop (uvloop's when installed) until the server stops."""
     logging.getLogger("aiohttp.server").addFilter(drop_client_errors)
-    eventloop.run(serve_until_stopped(settings, handler))
+    eventloop.run(serve_until_stopped(settings, sock, handler))

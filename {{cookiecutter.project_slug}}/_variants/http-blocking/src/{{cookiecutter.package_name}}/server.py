@@ -10,6 +10,8 @@ and base.py for what the thread models share.
 
 from __future__ import annotations
 
+import socket
+
 from .app import create_app
 from .base import Handler, WsgiServer, create_server
 from .limits import HttpSettings
@@ -23,7 +25,9 @@ MODEL = "http, blocking: Flask on werkzeug, one connection at a time"
 Settings = HttpSettings
 
 
-def serve(settings: Settings, handler: Handler = create_app) -> None:
+def serve(
+    settings: Settings, sock: socket.socket, handler: Handler = create_app
+) -> None:
     """Serve one connection at a time until SIGTERM or SIGINT."""
-    server = create_server(WsgiServer, settings, handler, max_connections=1)
+    server = create_server(WsgiServer, settings, sock, handler, max_connections=1)
     run(server, MODEL, settings.shutdown_timeout)

@@ -10,6 +10,7 @@ thread models share.
 
 from __future__ import annotations
 
+import socket
 import socketserver
 from dataclasses import dataclass
 
@@ -36,9 +37,11 @@ class Server(socketserver.ThreadingMixIn, WsgiServer):
     block_on_close = False  # threads.run waits for connections itself, with a deadline
 
 
-def serve(settings: Settings, handler: Handler = create_app) -> None:
+def serve(
+    settings: Settings, sock: socket.socket, handler: Handler = create_app
+) -> None:
     """Serve each connection on a thread of its own until SIGTERM or SIGINT."""
     server = create_server(
-        Server, settings, handler, max_connections=settings.max_connections
+        Server, settings, sock, handler, max_connections=settings.max_connections
     )
     run(server, MODEL, settings.shutdown_timeout)

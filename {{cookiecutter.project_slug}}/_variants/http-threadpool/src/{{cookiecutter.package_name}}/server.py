@@ -9,6 +9,7 @@ threads.py, pool.py and base.py for what the thread models share.
 
 from __future__ import annotations
 
+import socket
 from dataclasses import dataclass
 
 from .app import create_app
@@ -31,11 +32,14 @@ class Server(ThreadPoolMixIn, WsgiServer):
     pass
 
 
-def serve(settings: Settings, handler: Handler = create_app) -> None:
+def serve(
+    settings: Settings, sock: socket.socket, handler: Handler = create_app
+) -> None:
     """Serve connections on the pool until SIGTERM or SIGINT."""
     server = create_server(
         Server,
         settings,
+        sock,
         handler,
         pool_size=settings.pool_size,
         max_connections=settings.max_connections,

@@ -105,38 +105,45 @@ class WsgiServer(ManagedServer):
 
     # What werkzeug's handler reads from its server.
     multithread = True
-    multiprocess = False
     passthrough_errors = False
     ssl_context = None
 
     def __init__(
         self,
-        address: tuple[str, int],
+        sock: socket.socket,
         app: WSGIApp,
         *,
+        multiprocess: bool,
         max_header_bytes: int,
         max_body_bytes: int,
         access_log: bool,
         **limits: Any,
     ) -> None:
         self.app = app
+        self.multiprocess = multiprocess
         self.max_header_bytes = max_header_bytes
         self.max_body_bytes = max_body_bytes
         self.access_log = access_log
         self.watchdog = Watchdog()
-        super().__init__(address, HardenedHandler, refusal=refusal, **limits)
+        super().__init__(sock, HardenedHandler, refusal=refusal, **limits)
 
     def log(self, level: str, message: str, *args: Any) -> None:
         getattr(log, level)(message, *args)
 
 
 def create_server(
-    cls: type[WsgiServer], settings: HttpSettings, handler: Handler, **model: Any
+    cls: type[WsgiServer],
+    settings: HttpSettings,
+    sock: socket.socket,
+    handler: Handler,
+    **model: Any,
 ) -> WsgiServer:
-    """The server of a model: the settings every model shares, and `model`'s own."""
+    """The server of a model on `sock`: the settings every model shares, and
+    `model`'s own."""
     return cls(
-        (settings.host, settings.port),
+        sock,
         handler(settings),
+        multiprocess=settings.workers > 1,
         max_header_bytes=settings.max_header_bytes,
         max_body_bytes=settings.max_body_bytes,
         access_log=settings.access_log,

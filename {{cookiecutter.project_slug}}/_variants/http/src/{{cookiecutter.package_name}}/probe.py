@@ -7,13 +7,21 @@ It sends ``GET /healthz`` and reports healthy on a 200 answer. The command
 from __future__ import annotations
 
 import http.client
+import socket
 
 TIMEOUT_SECONDS = 3.0
 
 
 def probe(host: str, port: int, timeout: float = TIMEOUT_SECONDS) -> None:
     """Make one request; raise OSError saying why the server is not healthy."""
-    connection = http.client.HTTPConnection(host, port, timeout=timeout)
+    with socket.create_connection((host, port), timeout) as sock:
+        round_trip(sock)
+
+
+def round_trip(sock: socket.socket) -> None:
+    """Make the probe's request over `sock`, a connection to the server."""
+    connection = http.client.HTTPConnection(*sock.getpeername()[:2])
+    connection.sock = sock
     try:
         connection.request("GET", "/healthz")
         response = connection.getresponse()

@@ -13,12 +13,13 @@ import asyncio
 import contextlib
 import logging
 import signal
+import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 from . import eventloop, logs, protocol
-from .config import cannot_listen, setting
+from .config import setting
 from .eventloop import LOOP_NAME, stop_signal
 from .handler import handle
 from .protocol import Event, LineProtocol, LineSettings, Request
@@ -257,16 +258,13 @@ class LineServer:
             await asyncio.wait(busy)
 
 
-async def serve_until_stopped(settings: Settings, handler: Handler) -> None:
-    """Serve until SIGTERM or SIGINT, then let in-flight requests finish."""
+async def serve_until_stopped(
+    settings: Settings, sock: socket.socket, handler: Handler
+) -> None:
+    """Serve `sock` until SIGTERM or SIGINT, then let in-flight requests finish."""
     stop = stop_signal()
     lines = LineServer(settings, handler)
-    try:
-        server = await asyncio.start_server(
-            lines.accept, settings.host, settings.port, backlog=128
-        )
-    except OSError as error:
-        raise cannot_listen(settings.host, settings.port, error) from None
+    server = await asyncio.start_server(lines.accept, sock=sock)
     address = logs.address(server.sockets[0].getsockname())
     log.info("listening on %s (%s)", address, MODEL.format(LOOP_NAME))
     signum = await stop
@@ -275,6 +273,6 @@ async def serve_until_stopped(settings: Settings, handler: Handler) -> None:
     log.info("stopped")
 
 
-def serve(settings: Settings, handler: Handler = handle) -> None:
+def serve(settings: Settings, sock: socket.socket, handler: Handler = handle) -> None:
     """Run the event loop (uvloop's when installed) until the server stops."""
-    eventloop.run(serve_until_stopped(settings, handler))
+    eventloop.run(serve_until_stopped(settings, sock, handler))

@@ -10,6 +10,8 @@ shares.
 
 from __future__ import annotations
 
+import socket
+
 from .base import Handler, LineServer, create_server
 from .handler import handle
 from .protocol import LineSettings
@@ -24,7 +26,7 @@ MODEL = "tcp, blocking: one client at a time"
 Settings = LineSettings
 
 
-def serve(settings: Settings, handler: Handler = handle) -> None:
+def serve(settings: Settings, sock: socket.socket, handler: Handler = handle) -> None:
     """Serve one client at a time until SIGTERM or SIGINT."""
-    server = create_server(LineServer, settings, handler, max_connections=1)
+    server = create_server(LineServer, settings, sock, handler, max_connections=1)
     run(server, MODEL, settings.shutdown_timeout)

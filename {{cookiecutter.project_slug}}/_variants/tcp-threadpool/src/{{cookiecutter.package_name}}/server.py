@@ -10,6 +10,7 @@ See base.py for what every thread model shares.
 
 from __future__ import annotations
 
+import socket
 from dataclasses import dataclass
 
 from .base import Handler, LineServer, create_server
@@ -32,11 +33,12 @@ class ThreadPoolServer(ThreadPoolMixIn, LineServer):
     pass
 
 
-def serve(settings: Settings, handler: Handler = handle) -> None:
+def serve(settings: Settings, sock: socket.socket, handler: Handler = handle) -> None:
     """Serve clients on the pool until SIGTERM or SIGINT."""
     server = create_server(
         ThreadPoolServer,
         settings,
+        sock,
         handler,
         pool_size=settings.pool_size,
         max_connections=settings.max_connections,

@@ -6,6 +6,7 @@ Admission and the graceful stop come from threads.py; server.py picks the model.
 from __future__ import annotations
 
 import logging
+import socket
 import socketserver
 import time
 from collections.abc import Callable
@@ -25,7 +26,7 @@ class LineServer(ManagedServer):
 
     def __init__(
         self,
-        address: tuple[str, int],
+        sock: socket.socket,
         handler: Handler,
         *,
         max_line_bytes: int,
@@ -33,7 +34,7 @@ class LineServer(ManagedServer):
     ) -> None:
         self.handler = handler
         self.max_line_bytes = max_line_bytes
-        super().__init__(address, LineConnection, refusal=protocol.error, **limits)
+        super().__init__(sock, LineConnection, refusal=protocol.error, **limits)
 
     def respond(self, text: str) -> bytes:
         """The reply line to one request, or an error line if the handler fails."""
@@ -45,11 +46,16 @@ class LineServer(ManagedServer):
 
 
 def create_server(
-    cls: type[LineServer], settings: LineSettings, handler: Handler, **model: Any
+    cls: type[LineServer],
+    settings: LineSettings,
+    sock: socket.socket,
+    handler: Handler,
+    **model: Any,
 ) -> LineServer:
-    """The server of a model: the settings every model shares, and `model`'s own."""
+    """The server of a model on `sock`: the settings every model shares, and
+    `model`'s own."""
     return cls(
-        (settings.host, settings.port),
+        sock,
         handler,
         max_line_bytes=settings.max_line_bytes,
         idle_timeout=settings.idle_timeout,

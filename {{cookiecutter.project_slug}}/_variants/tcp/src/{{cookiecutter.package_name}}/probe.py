@@ -20,8 +20,13 @@ TURNED_AWAY = (error("server busy"), error("server shutting down"))
 def probe(host: str, port: int, timeout: float = TIMEOUT_SECONDS) -> None:
     """Make one round trip; raise OSError saying why the server is not healthy."""
     with socket.create_connection((host, port), timeout) as sock:
-        sock.sendall(PROBE)
-        answer = sock.makefile("rb").readline()
+        round_trip(sock)
+
+
+def round_trip(sock: socket.socket) -> None:
+    """Make the probe's round trip over `sock`, a connection to the server."""
+    sock.sendall(PROBE)
+    answer = sock.makefile("rb").readline()
     if not answer.endswith(b"\n"):
         raise ConnectionError("the server closed the connection without answering")
     if answer in TURNED_AWAY:

@@ -24,7 +24,6 @@ from collections.abc import Callable
 from typing import Any
 
 from . import logs
-from .config import cannot_listen
 
 log = logging.getLogger(__name__)
 
@@ -37,13 +36,11 @@ STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT}
 class ManagedServer(socketserver.TCPServer):
     """A TCP server with a connection cap and a stop that connections can see."""
 
-    allow_reuse_address = True
-    request_queue_size = 128
     refuse_after_request = False  # whether a refusal waits for the client to speak
 
     def __init__(
         self,
-        address: tuple[str, int],
+        sock: socket.socket,
         connection: type[socketserver.BaseRequestHandler],
         *,
         refusal: Callable[[str], bytes],
@@ -61,13 +58,16 @@ class ManagedServer(socketserver.TCPServer):
         self._changed = threading.Condition()
         # Readable once the server stops: wakes every connection waiting for input.
         self._stop_reader, self._stop_writer = os.pipe()
-        try:
-            self.address_family = socket.getaddrinfo(*address, type=socket.SOCK_STREAM)[
-                0
-            ][0]
-            super().__init__(address, connection)
-        except OSError as error:
-            raise cannot_listen(*address, error) from None
+        # Serves a socket bound and listening already (see workers.py).
+        super().__init__(sock.getsockname(), connection, bind_and_activate=False)
+        self.socket.close()
+        self.socket = sock
+
+    def get_request(self) -> tuple[socket.socket, Any]:
+        request, client_address = self.socket.accept()
+        # Where the listening socket's non-blocking mode is inherited (BSD, macOS).
+        request.setblocking(True)
+        return request, client_address
 
     def verify_request(self, request: Any, client_address: Any) -> bool:
         with self._changed:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from http import HTTPStatus
@@ -25,7 +26,7 @@ from websockets.frames import CloseCode
 from websockets.http11 import Request, Response
 
 from . import eventloop, logs, pages
-from .config import cannot_listen, setting
+from .config import setting
 from .eventloop import LOOP_NAME, stop_signal
 from .handler import Message, handle
 from .limits import WebSocketSettings
@@ -142,22 +143,19 @@ class Conversations:
         ]
 
 
-async def serve_until_stopped(settings: Settings, handler: Handler) -> None:
-    """Serve until SIGTERM or SIGINT, then let in-flight messages finish."""
+async def serve_until_stopped(
+    settings: Settings, sock: socket.socket, handler: Handler
+) -> None:
+    """Serve `sock` until SIGTERM or SIGINT, then let in-flight messages finish."""
     stop = stop_signal()
     conversations = Conversations(settings, handler)
-    try:
-        server = await websockets.asyncio.server.serve(
-            conversations.converse,
-            settings.host,
-            settings.port,
-            process_request=conversations.route,
-            create_connection=conversations.connection_class(),
-            **settings.serve_options(),
-            backlog=128,
-        )
-    except OSError as error:
-        raise cannot_listen(settings.host, settings.port, error) from None
+    server = await websockets.asyncio.server.serve(
+        conversations.converse,
+        sock=sock,
+        process_request=conversations.route,
+        create_connection=conversations.connection_class(),
+        **settings.serve_options(),
+    )
     address = logs.address(server.sockets[0].getsockname())
     log.info("listening on %s (%s)", address, MODEL.format(LOOP_NAME))
     watchdog = asyncio.ensure_future(conversations.drop_stalled())
@@ -176,6 +174,6 @@ async def serve_until_stopped(settings: Settings, handler: Handler) -> None:
     log.info("stopped")
 
 
-def serve(settings: Settings, handler: Handler = handle) -> None:
+def serve(settings: Settings, sock: socket.socket, handler: Handler = handle) -> None:
     """Run the event loop (uvloop's when installed) until the server stops."""
-    eventloop.run(serve_until_stopped(settings, handler))
+    eventloop.run(serve_until_stopped(settings, sock, handler))

@@ -10,6 +10,8 @@ and threads.py for what the thread models share.
 
 from __future__ import annotations
 
+import socket
+
 from .base import Handler, WebSocketServer, create_server
 from .handler import handle
 from .limits import WebSocketSettings
@@ -23,7 +25,7 @@ MODEL = "websocket, blocking: one client at a time"
 Settings = WebSocketSettings
 
 
-def serve(settings: Settings, handler: Handler = handle) -> None:
+def serve(settings: Settings, sock: socket.socket, handler: Handler = handle) -> None:
     """Serve one client at a time until SIGTERM or SIGINT."""
-    server = create_server(WebSocketServer, settings, handler, max_connections=1)
+    server = create_server(WebSocketServer, settings, sock, handler, max_connections=1)
     run(server, MODEL, settings.shutdown_timeout)

@@ -11,6 +11,7 @@ threads.py and pool.py for what the thread models share.
 
 from __future__ import annotations
 
+import socket
 from dataclasses import dataclass
 
 from .base import Handler, WebSocketServer, create_server
@@ -33,11 +34,12 @@ class Server(ThreadPoolMixIn, WebSocketServer):
     pass
 
 
-def serve(settings: Settings, handler: Handler = handle) -> None:
+def serve(settings: Settings, sock: socket.socket, handler: Handler = handle) -> None:
     """Serve clients on the pool until SIGTERM or SIGINT."""
     server = create_server(
         Server,
         settings,
+        sock,
         handler,
         pool_size=settings.pool_size,
         max_connections=settings.max_connections,

@@ -63,7 +63,7 @@ class WebSocketServer(ManagedServer):
 
     def __init__(
         self,
-        address: tuple[str, int],
+        sock: socket.socket,
         handler: Handler,
         settings: WebSocketSettings,
         **limits: Any,
@@ -71,7 +71,7 @@ class WebSocketServer(ManagedServer):
         self.handler = handler
         self.lock = threading.Lock()
         super().__init__(
-            address,
+            sock,
             WebSocketConnection,
             refusal=refusal,
             idle_timeout=settings.idle_timeout,
@@ -145,11 +145,13 @@ def close_all(connections: list[ServerConnection]) -> None:
 def create_server(
     cls: type[WebSocketServer],
     settings: WebSocketSettings,
+    sock: socket.socket,
     handler: Handler,
     **model: Any,
 ) -> WebSocketServer:
-    """The server of a model: the settings every model shares, and `model`'s own."""
-    return cls((settings.host, settings.port), handler, settings, **model)
+    """The server of a model on `sock`: the settings every model shares, and
+    `model`'s own."""
+    return cls(sock, handler, settings, **model)
 
 
 class WebSocketConnection(socketserver.BaseRequestHandler):

@@ -8,6 +8,8 @@ balancer sends clients elsewhere. The command ``healthcheck`` runs it.
 
 from __future__ import annotations
 
+import socket
+
 from websockets.exceptions import InvalidHandshake, WebSocketException
 from websockets.sync.client import connect
 
@@ -18,9 +20,17 @@ TIMEOUT_SECONDS = 3.0
 
 def probe(host: str, port: int, timeout: float = TIMEOUT_SECONDS) -> None:
     """Make one round trip; raise OSError saying why the server is not healthy."""
+    with socket.create_connection((host, port), timeout) as sock:
+        round_trip(sock)
+
+
+def round_trip(sock: socket.socket) -> None:
+    """Make the probe's round trip over `sock`, a connection to the server."""
+    uri = f"ws://{address(sock.getpeername())}/"
+    timeout = sock.gettimeout() or TIMEOUT_SECONDS
     try:
         with connect(
-            f"ws://{address((host, port))}/", open_timeout=timeout, compression=None
+            uri, sock=sock, open_timeout=timeout, compression=None
         ) as websocket:
             if not websocket.ping().wait(timeout):
                 raise TimeoutError("no answer to a ping")

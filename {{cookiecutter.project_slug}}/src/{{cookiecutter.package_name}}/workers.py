@@ -1,0 +1,211 @@
+"""One process, or several sharing one port: a small pre-fork supervisor.
+
+With one worker (the default) the server runs in this process. With more, this
+process binds the port, forks the workers, which all accept from that one socket,
+and watches over them: a worker that dies is logged and replaced, and SIGTERM or
+SIGINT stops every worker gracefully before this process exits 0. Each worker is
+the same server a single process is, with its own limits and its own graceful stop.
+
+The workers inherit one socket rather than each binding the port with
+SO_REUSEPORT: then a second copy of the server on the same port fails at once
+instead of silently taking a share of the traffic, and a stuck worker leaves its
+connections to the others instead of stranding those the kernel hashed to it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import logging
+import os
+import signal
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import NoReturn
+
+from . import logs
+from .config import ConfigError, Settings
+
+log = logging.getLogger(__name__)
+
+BACKLOG = 128  # connections the kernel holds for the workers to accept
+RESTART_DELAY_SECONDS = 1.0  # for a worker that dies this soon after it started
+KILL_AFTER_SECONDS = 5.0  # past the shutdown timeout, for a worker that never ends
+STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT}
+# Taken by sigwait: a stop, a worker's end, the timer for what is due next.
+SIGNALS = STOP_SIGNALS | {signal.SIGCHLD, signal.SIGALRM}
+
+ServeSocket = Callable[[socket.socket], None]
+
+
+def serve(settings: Settings, serve_socket: ServeSocket) -> None:
+    """Bind the port, then serve it here or in `settings.workers` processes."""
+    sock = listen(settings.host, settings.port)
+    if settings.workers == 1:
+        serve_socket(sock)
+    else:
+        Supervisor(sock, serve_socket, settings).run()
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """A socket listening on the first address `host` resolves to."""
+    try:
+        family, _, _, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM
+        )[0]
+        sock = socket.create_server(address, family=family, backlog=BACKLOG)
+    except OSError as error:
+        raise cannot_listen(host, port, error) from None
+    # Accepting never blocks: a worker that loses the race for a connection to
+    # another goes back to waiting rather than hanging in accept().
+    sock.setblocking(False)
+    return sock
+
+
+def cannot_listen(host: str, port: int, error: OSError) -> ConfigError:
+    """The error for an address the server cannot bind, in one line."""
+    if error.errno and error.errno > 0:  # the OS's words, whichever wrapper says it
+        reason = os.strerror(error.errno)
+    else:  # a name that does not resolve
+        reason = error.strerror or str(error)
+    return ConfigError(f"cannot listen on {logs.address((host, port))}: {reason}")
+
+
+@dataclasses.dataclass
+class Worker:
+    number: int
+    started: float
+
+
+class Supervisor:
+    """Forks the workers, replaces those that die, and stops them all on a signal."""
+
+    def __init__(
+        self, sock: socket.socket, serve_socket: ServeSocket, settings: Settings
+    ) -> None:
+        self.sock = sock
+        self.serve_socket = serve_socket
+        self.count = settings.workers
+        self.shutdown_timeout = settings.shutdown_timeout
+        self.workers: dict[int, Worker] = {}  # by process id
+        self.restarts: dict[int, float] = {}  # worker number: when to start it
+        # Workers read from it; it ends when this process does, however it ends,
+        # and they stop with it rather than serve on as orphans.
+        self.lifeline, self._lifeline_end = os.pipe()
+
+    def run(self) -> None:
+        # Taken by sigwait below; blocked before the first fork, so a worker
+        # never runs the default action (death) before it sets its own.
+        signal.pthread_sigmask(signal.SIG_BLOCK, SIGNALS)
+        for number in range(1, self.count + 1):
+            self.start(number)
+        address = logs.address(self.sock.getsockname())
+        log.info("listening on %s (%d worker processes)", address, self.count)
+        signum = self.supervise()
+        self.stop(signum)
+
+    def start(self, number: int) -> None:
+        pid = os.fork()
+        if pid == 0:
+            self.work()
+        self.workers[pid] = Worker(number, time.monotonic())
+
+    def work(self) -> NoReturn:
+        """A worker's life: serve the inherited socket until stopped."""
+        status = 1
+        try:
+            os.close(self._lifeline_end)
+            # Started with the signals still blocked, so that they reach the
+            # thread the server expects, never this one.
+            threading.Thread(target=self.stop_with_parent, daemon=True).start()
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, SIGNALS)
+            self.serve_socket(self.sock)
+            status = 0
+        except Exception:
+            log.exception("worker failed")
+        finally:
+            logging.shutdown()
+            os._exit(status)  # never return into the supervisor's code
+
+    def stop_with_parent(self) -> None:
+        """In a worker: stop gracefully once the supervisor has gone."""
+        with contextlib.suppress(OSError):
+            os.read(self.lifeline, 1)  # nothing is ever written: this waits for EOF
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    def supervise(self) -> signal.Signals:
+        """Replace workers that die until a stop signal comes; return it."""
+        while True:
+            self.start_due()
+            signum = signal.sigwait(SIGNALS)
+            if signum in STOP_SIGNALS:
+                return signal.Signals(signum)
+            for pid, worker, status in self.reap():
+                # One that dies as it starts would otherwise be restarted in a loop.
+                lived = time.monotonic() - worker.started
+                delay = RESTART_DELAY_SECONDS if lived < RESTART_DELAY_SECONDS else 0
+                log.warning(
+                    "worker %d (pid %d) %s; starting another",
+                    worker.number,
+                    pid,
+                    ended(status),
+                )
+                self.restarts[worker.number] = time.monotonic() + delay
+
+    def start_due(self) -> None:
+        """Start the workers whose restart is due; SIGALRM wakes for the next."""
+        now = time.monotonic()
+        for number, when in list(self.restarts.items()):
+            if when <= now:
+                del self.restarts[number]
+                self.start(number)
+        if self.restarts:
+            wait = min(self.restarts.values()) - now
+            signal.setitimer(signal.ITIMER_REAL, max(wait, 0.001))
+
+    def reap(self) -> Iterator[tuple[int, Worker, int]]:
+        """The workers that have ended, with their wait status."""
+        while self.workers:
+            pid, status = os.waitpid(-1, os.WNOHANG)
+            if pid == 0:
+                return
+            yield pid, self.workers.pop(pid), status
+
+    def stop(self, signum: signal.Signals) -> None:
+        """Let every worker drain, then return; kill those that never end."""
+        log.info("stopping on %s: %d workers", signum.name, len(self.workers))
+        # First, this process's own copy of the listening socket: while it is
+        # open the kernel goes on completing handshakes that no worker, once
+        # stopping, would ever accept.
+        self.sock.close()
+        for pid in self.workers:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+        give_up = self.shutdown_timeout + KILL_AFTER_SECONDS
+        deadline = time.monotonic() + give_up
+        signal.setitimer(signal.ITIMER_REAL, give_up)
+        while self.workers and time.monotonic() < deadline:
+            signal.sigwait(SIGNALS)  # a second stop signal changes nothing
+            for pid, worker, status in self.reap():
+                if status != 0:
+                    log.warning(
+                        "worker %d (pid %d) %s", worker.number, pid, ended(status)
+                    )
+        for pid, worker in self.workers.items():
+            log.warning(
+                "worker %d (pid %d) did not stop; killing it", worker.number, pid
+            )
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        log.info("stopped")
+
+
+def ended(status: int) -> str:
+    """How a worker ended, from its wait status."""
+    code = os.waitstatus_to_exitcode(status)
+    if code < 0:
+        return f"was killed by {signal.Signals(-code).name}"
+    return f"exited with status {code}"
