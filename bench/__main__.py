@@ -3,9 +3,10 @@ engine bare and with the naive pattern of tutorials.
 
 Renders and installs the selected cells, then starts each target once and runs
 every workload against it in turn (the server pinned to CPU 0, the load generator
-to CPU 1 where the machine allows); prints a table per workload, a summary and
-what the hardening costs; writes the raw results as JSON and, where matplotlib is
-installed, a chart.
+to CPU 1 where the machine allows); the CPU-bound workloads run each cell again with
+one worker process and with two, free to use every CPU. Prints a table per
+workload, a summary, what the hardening costs and what a second worker adds;
+writes the raw results as JSON and, where matplotlib is installed, a chart.
 """
 
 from __future__ import annotations
@@ -30,8 +31,13 @@ from .targets import Server, Target, install, running
 
 PROTOCOLS = ["tcp", "http", "websocket"]
 MODELS = ["asyncio", "threadpool", "threaded", "blocking"]
-FAST = {"tcp": "ping", "http": "/", "websocket": "ping"}
-WAIT = {"tcp": "wait", "http": "/wait", "websocket": "wait"}
+# What a client asks for: a fast answer, one that waits 50 ms, one that computes
+# for 10 ms (handlers.py).
+REQUESTS = {
+    "fast": {"tcp": "ping", "http": "/", "websocket": "ping"},
+    "wait": {"tcp": "wait", "http": "/wait", "websocket": "wait"},
+    "burn": {"tcp": "burn", "http": "/burn", "websocket": "burn"},
+}
 # The models whose connection cap is only a cap (a pool's workers are its
 # capacity): raised for the idle workload, which measures what a model can hold.
 UNQUEUED = {"asyncio", "threaded"}
@@ -47,8 +53,9 @@ class Workload:
     what: str
     clients: int
     per_request: bool = False
-    io_bound: bool = False
+    request: str = "fast"
     idle: int = 0
+    workers: int = 0  # > 0: the cells alone, with this many worker processes
 
 
 def workloads(quick: bool) -> list[Workload]:
@@ -58,8 +65,20 @@ def workloads(quick: bool) -> list[Workload]:
         Workload("persistent-50", "fast handler, 50 connections", 50),
         Workload(f"persistent-{many}", f"fast handler, {many} connections", many),
         Workload("per-request", "connect, request, close; 50 clients", 50, True),
-        Workload("io-bound", "handler waits 50 ms; 100 clients", 100, io_bound=True),
+        Workload("io-bound", "handler waits 50 ms; 100 clients", 100, request="wait"),
         Workload("idle", f"{idle:,} idle connections, then 1 client", 1, idle=idle),
+        *(
+            Workload(
+                f"cpu-bound-{workers}",
+                f"handler computes 10 ms; 4 clients, a connection per request; "
+                f"{workers} worker process{'es' if workers > 1 else ''}",
+                4,
+                per_request=True,
+                request="burn",
+                workers=workers,
+            )
+            for workers in (1, 2)
+        ),
     ]
 
 
@@ -99,7 +118,7 @@ async def run(
     server: Server, target: Target, workload: Workload, seconds: float, wrk: bool
 ) -> dict[str, Any]:
     """Hold the workload's idle connections, if any, while its clients run."""
-    path = (WAIT if workload.io_bound else FAST)[target.protocol]
+    path = REQUESTS[workload.request][target.protocol]
     with peak_rss(server) as peak:
         idle = await load.hold_idle(
             target.protocol, server.address, workload.idle, server.descriptors
@@ -165,7 +184,8 @@ def measure(
     progress: Progress,
 ) -> list[dict[str, Any]]:
     """Start the target and run the workloads against it, the idle one on a
-    server of its own."""
+    server of its own, and each CPU-bound one on a server with its worker
+    processes (a cell's only: the engines bare have no such setting)."""
     settings: dict[str, object] = {}
     if target.kind == "cell" and (idle := max(w.idle for w in chosen)):
         # Idle connections stay while thousands more are opened (a bare engine has
@@ -176,10 +196,16 @@ def measure(
     rows = []
     # The idle workload on a server of its own: what idle clients cost, not what
     # the loads before them left behind.
-    for group in ([w for w in chosen if not w.idle], [w for w in chosen if w.idle]):
+    shared = [w for w in chosen if not w.idle and not w.workers]
+    groups = [(shared, settings), ([w for w in chosen if w.idle], settings)]
+    if target.kind == "cell":
+        groups += [([w], {"workers": w.workers}) for w in chosen if w.workers]
+    for group, server_settings in groups:
         if not group:
             continue
-        with running(target, python, **settings) as server:
+        # Worker processes get every CPU: one core is what a single one can use.
+        pinned = not group[0].workers
+        with running(target, python, pinned, **server_settings) as server:
             for workload in group:
                 figures = load.run(run(server, target, workload, seconds, wrk))
                 row = {

@@ -1,5 +1,6 @@
-"""Handlers for the I/O-bound workload: the project's own, plus a request that
-waits 50 ms as a call to a database or another service would.
+"""Handlers for the I/O- and CPU-bound workloads: the project's own, plus a
+request that waits 50 ms as a call to a database or another service would, and one
+that computes for 10 ms.
 
 The server loads them in place of its own (its ``main(argv, handler)``); the
 package of the cell is in BENCH_PACKAGE.
@@ -14,18 +15,30 @@ import time
 from typing import Any
 
 WAIT_SECONDS = 0.05
+BURN_SECONDS = 0.01
 PACKAGE = os.environ.get("BENCH_PACKAGE", "")
+
+
+def burn() -> None:
+    """Keep the CPU busy (and the GIL held) for BURN_SECONDS."""
+    deadline = time.thread_time() + BURN_SECONDS
+    while time.thread_time() < deadline:
+        pass
 
 
 def sync_handler(message: Any) -> Any:
     if message == "wait":
         time.sleep(WAIT_SECONDS)
+    elif message == "burn":
+        burn()
     return message
 
 
 async def async_handler(message: Any) -> Any:
     if message == "wait":
         await asyncio.sleep(WAIT_SECONDS)
+    elif message == "burn":
+        burn()
     return message
 
 
@@ -36,7 +49,12 @@ def flask_app(settings: Any) -> Any:
         time.sleep(WAIT_SECONDS)
         return "waited\n"
 
+    def burned() -> str:
+        burn()
+        return "burned\n"
+
     app.add_url_rule("/wait", "wait", wait)
+    app.add_url_rule("/burn", "burn", burned)
     return app
 
 
@@ -49,7 +67,12 @@ def aiohttp_app(settings: Any) -> Any:
         await asyncio.sleep(WAIT_SECONDS)
         return web.Response(text="waited\n")
 
+    async def burned(request: web.Request) -> web.Response:
+        burn()
+        return web.Response(text="burned\n")
+
     app.router.add_get("/wait", wait)
+    app.router.add_get("/burn", burned)
     return app
 
 

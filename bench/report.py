@@ -1,5 +1,6 @@
 """What a run prints and draws: a table per workload, a summary per target, what
-the hardening costs (each cell against its engine bare), and a chart."""
+the hardening costs (each cell against its engine bare), what a second worker
+process adds, and a chart."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ from typing import Any, Protocol
 COLUMNS = ["target", "requests/s", "p50 ms", "p99 ms", "errors", "peak RSS MB", "CPU %"]
 # The fast-handler workloads: the server's own cost, which the hardening adds to.
 FAST = ["persistent-1", "persistent-50", "per-request"]
+# The CPU-bound workload, with one worker process and with two.
+ONE_WORKER, TWO_WORKERS = "cpu-bound-1", "cpu-bound-2"
 
 
 class Workload(Protocol):
@@ -45,6 +48,10 @@ def text(
         parts.append(
             "\nwhat the hardening costs: each cell / its engine bare\n" + costs(results)
         )
+    if scaling := workers(results):
+        parts.append(
+            "\nwhat a second worker process adds: CPU-bound requests/s\n" + scaling
+        )
     return "\n".join(parts)
 
 
@@ -63,6 +70,9 @@ def summary(results: list[dict[str, Any]]) -> str:
     for target in dict.fromkeys(row["target"] for row in results):
         row = {"target": target}
         for name in names:
+            if (target, name) not in by:  # a CPU-bound one, for a cell only
+                row[name] = ""
+                continue
             figures = by[target, name]
             value = f"{figures['requests/s']:,}"
             if figures["errors"]:
@@ -96,6 +106,25 @@ def costs(results: list[dict[str, Any]]) -> str:
         for cell, r in found.items()
     ]
     return markdown(["cell", *names], rows)
+
+
+def workers(results: list[dict[str, Any]]) -> str:
+    """Per cell: CPU-bound requests/s with one worker process, with two, and
+    their ratio; empty unless both were measured."""
+    by = {(row["target"], row["workload"]): row["requests/s"] for row in results}
+    rows = []
+    for cell in dict.fromkeys(row["cell"] for row in results if row["kind"] == "cell"):
+        one, two = by.get((cell, ONE_WORKER)), by.get((cell, TWO_WORKERS))
+        if one and two:
+            rows.append(
+                {
+                    "cell": cell,
+                    "1 worker": one,
+                    "2 workers": two,
+                    "ratio": f"{two / one:.2f}x",
+                }
+            )
+    return markdown(["cell", "1 worker", "2 workers", "ratio"], rows) if rows else ""
 
 
 def chart(results: list[dict[str, Any]], path: Path) -> None:

@@ -105,15 +105,30 @@ class Server:
     process: subprocess.Popen[str]
     address: tuple[str, int]
 
+    def processes(self) -> list[int]:
+        """The server's process and its workers, if it has any."""
+        pid = self.process.pid
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        return [pid, *map(int, children)]
+
     def rss_mb(self) -> float:
-        """The memory the server holds now (its resident set), in MB."""
-        status = Path(f"/proc/{self.process.pid}/status").read_text()
-        return int(re.search(r"VmRSS:\s+(\d+) kB", status)[1]) / 1024  # type: ignore[index]
+        """The memory the server holds now (its resident sets), in MB."""
+        total = 0
+        for pid in self.processes():
+            with contextlib.suppress(OSError):  # a worker that has just ended
+                status = Path(f"/proc/{pid}/status").read_text()
+                total += int(re.search(r"VmRSS:\s+(\d+) kB", status)[1])  # type: ignore[index]
+        return total / 1024
 
     def cpu_seconds(self) -> float:
-        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1]
-        utime, stime = fields.split()[11:13]
-        return (int(utime) + int(stime)) / os.sysconf("SC_CLK_TCK")
+        """The CPU time its processes have used."""
+        ticks = 0
+        for pid in self.processes():
+            with contextlib.suppress(OSError):
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1]
+                utime, stime = fields.split()[11:13]
+                ticks += int(utime) + int(stime)
+        return ticks / os.sysconf("SC_CLK_TCK")
 
     def descriptors(self) -> int:
         """How many files the server has open (sockets among them): cheap."""
@@ -137,10 +152,12 @@ class Server:
 
 
 @contextlib.contextmanager
-def running(target: Target, python: Path, **settings: object) -> Iterator[Server]:
-    """Start the target on a free port, on CPU 0 where it can be pinned; stop it."""
+def running(
+    target: Target, python: Path, pinned: bool = True, **settings: object
+) -> Iterator[Server]:
+    """Start the target on a free port, `pinned` to CPU 0 where it can be; stop it."""
     command = target.command(python)
-    if shutil.which("taskset") and (os.cpu_count() or 1) > 1:
+    if pinned and shutil.which("taskset") and (os.cpu_count() or 1) > 1:
         command = ["taskset", "-c", "0", *command]
     prefix = target.package.upper() + "_"
     env = {

@@ -18,6 +18,8 @@ import pytest
 from .helpers import CELLS, PROTOCOLS, TEMPLATE, run
 
 WORKLOADS = {"persistent-1", "persistent-50", "per-request", "io-bound", "idle"}
+# With one worker process and with two: the cells only (an engine bare has none).
+CPU_BOUND = {"cpu-bound-1", "cpu-bound-2"}
 
 
 def bench(tmp_path: Path, *options: str) -> tuple[list[dict[str, Any]], str]:
@@ -36,10 +38,12 @@ def test_quick_benchmark_measures_every_cell_and_its_baselines(tmp_path: Path) -
     for cell in CELLS:
         for target in (cell.id, f"{cell.id} bare"):
             assert {(target, workload) for workload in WORKLOADS} <= measured
+        assert {(cell.id, workload) for workload in CPU_BOUND} <= measured
     for naive in ("tcp-threaded naive", "http-threaded naive"):
         assert {(naive, workload) for workload in WORKLOADS} <= measured
     for row in rows:
-        if row["workload"] == "persistent-1":  # one client: every server serves it
+        # One client, or a few that each model serves in turn: none is refused.
+        if row["workload"] in {"persistent-1", *CPU_BOUND}:
             assert row["requests"] > 0, row
             assert row["errors"] == 0, row
             assert row["peak RSS MB"] > 0, row
@@ -52,6 +56,7 @@ def test_quick_benchmark_measures_every_cell_and_its_baselines(tmp_path: Path) -
         assert idle[f"{protocol}-asyncio"] > idle[f"{protocol}-blocking"]
     assert "| target | requests/s |" in output
     assert "what the hardening costs" in output
+    assert "what a second worker process adds" in output
     assert chart.read_bytes().startswith(b"\x89PNG")
 
 
