@@ -151,9 +151,15 @@ class ServerProcess:
         return status
 
     def kill(self) -> None:
+        """End the server and its worker processes, if any, at once."""
         if self.process.poll() is None:
+            processes = psutil.Process(self.process.pid).children()
             self.process.kill()
             self.process.wait()
+            for worker in processes:
+                with contextlib.suppress(psutil.NoSuchProcess):
+                    worker.kill()
+            psutil.wait_procs(processes, timeout=15)
 
 
 StartServer = Callable[..., ServerProcess]

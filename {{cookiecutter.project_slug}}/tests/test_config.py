@@ -54,11 +54,15 @@ def test_a_bad_value_names_its_variable_and_what_is_allowed(
 
 
 def test_auto_workers_are_one_per_usable_cpu() -> None:
-    if hasattr(os, "sched_getaffinity"):  # the CPUs this process may use
-        usable = len(os.sched_getaffinity(0))
-    else:
-        usable = os.cpu_count() or 1
-    assert load(Settings, ["--workers", "auto"], {}).workers == usable
+    if not hasattr(os, "sched_setaffinity"):  # not on Linux: every CPU is usable
+        assert load(Settings, ["--workers", "auto"], {}).workers == os.cpu_count()
+        return
+    usable = os.sched_getaffinity(0)
+    try:
+        os.sched_setaffinity(0, {min(usable)})  # as taskset or a cpuset would
+        assert load(Settings, ["--workers", "auto"], {}).workers == 1
+    finally:
+        os.sched_setaffinity(0, usable)
 
 
 def test_readme_documents_every_setting_with_its_default() -> None:

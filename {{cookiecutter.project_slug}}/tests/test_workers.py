@@ -12,7 +12,7 @@ import psutil
 
 from {{ cookiecutter.package_name }}.probe import round_trip
 
-from .serverprocess import StartServer, run_server_command
+from .serverprocess import ServerProcess, StartServer, run_server_command
 
 TIMEOUT_SECONDS = 10.0
 
@@ -74,3 +74,8 @@ def test_a_second_server_on_the_same_port_fails_clearly(
     assert f"cannot listen on {host}:{port}: Address already in use" in result.stderr
     with socket.create_connection(server.address, TIMEOUT_SECONDS) as sock:
         round_trip(sock)  # the first server is still serving
+
+
+def test_one_worker_is_the_server_alone(server: ServerProcess) -> None:
+    assert psutil.Process(server.process.pid).children() == []
+    assert "worker processes" not in server.log

@@ -20,6 +20,7 @@ import logging
 import os
 import signal
 import socket
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -32,6 +33,7 @@ log = logging.getLogger(__name__)
 
 BACKLOG = 128  # connections the kernel holds for the workers to accept
 RESTART_DELAY_SECONDS = 1.0  # for a worker that dies this soon after it started
+MAX_RESTART_DELAY = 30.0  # however often it dies at once
 KILL_AFTER_SECONDS = 5.0  # past the shutdown timeout, for a worker that never ends
 STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT}
 # Taken by sigwait: a stop, a worker's end, the timer for what is due next.
@@ -91,13 +93,14 @@ class Supervisor:
         self.shutdown_timeout = settings.shutdown_timeout
         self.workers: dict[int, Worker] = {}  # by process id
         self.restarts: dict[int, float] = {}  # worker number: when to start it
+        self.failures: dict[int, int] = {}  # worker number: quick deaths in a row
         # Workers read from it; it ends when this process does, however it ends,
         # and they stop with it rather than serve on as orphans.
-        self.lifeline, self._lifeline_end = os.pipe()
+        self.lifeline, self.lifeline_end = os.pipe()
 
     def run(self) -> None:
-        # Taken by sigwait below; blocked before the first fork, so a worker
-        # never runs the default action (death) before it sets its own.
+        # Taken by sigwait below. Blocked before the first fork, the stop signals
+        # stay blocked in a worker until its server is ready to take them.
         signal.pthread_sigmask(signal.SIG_BLOCK, SIGNALS)
         for number in range(1, self.count + 1):
             self.start(number)
@@ -107,33 +110,24 @@ class Supervisor:
         self.stop(signum)
 
     def start(self, number: int) -> None:
-        pid = os.fork()
-        if pid == 0:
-            self.work()
-        self.workers[pid] = Worker(number, time.monotonic())
-
-    def work(self) -> NoReturn:
-        """A worker's life: serve the inherited socket until stopped."""
-        status = 1
         try:
-            os.close(self._lifeline_end)
-            # Started with the signals still blocked, so that they reach the
-            # thread the server expects, never this one.
-            threading.Thread(target=self.stop_with_parent, daemon=True).start()
-            signal.pthread_sigmask(signal.SIG_UNBLOCK, SIGNALS)
-            self.serve_socket(self.sock)
-            status = 0
-        except Exception:
-            log.exception("worker failed")
-        finally:
-            logging.shutdown()
-            os._exit(status)  # never return into the supervisor's code
+            pid = os.fork()
+        except OSError as error:  # out of memory or processes, for now
+            log.error("cannot start worker %d: %s", number, error)
+            self.restart_later(number)
+            return
+        if pid == 0:
+            os.close(self.lifeline_end)
+            work(self.sock, self.serve_socket, self.lifeline)
+        self.workers[pid] = Worker(number, time.monotonic())
+        log.info("started worker %d (pid %d)", number, pid)
 
-    def stop_with_parent(self) -> None:
-        """In a worker: stop gracefully once the supervisor has gone."""
-        with contextlib.suppress(OSError):
-            os.read(self.lifeline, 1)  # nothing is ever written: this waits for EOF
-        os.kill(os.getpid(), signal.SIGTERM)
+    def restart_later(self, number: int) -> None:
+        """Start worker `number` again after a delay that doubles with each
+        failure in a row: one that dies as it starts must not spin."""
+        failures = self.failures[number] = self.failures.get(number, 0) + 1
+        delay = min(RESTART_DELAY_SECONDS * 2 ** (failures - 1), MAX_RESTART_DELAY)
+        self.restarts[number] = time.monotonic() + delay
 
     def supervise(self) -> signal.Signals:
         """Replace workers that die until a stop signal comes; return it."""
@@ -143,16 +137,17 @@ class Supervisor:
             if signum in STOP_SIGNALS:
                 return signal.Signals(signum)
             for pid, worker, status in self.reap():
-                # One that dies as it starts would otherwise be restarted in a loop.
-                lived = time.monotonic() - worker.started
-                delay = RESTART_DELAY_SECONDS if lived < RESTART_DELAY_SECONDS else 0
                 log.warning(
                     "worker %d (pid %d) %s; starting another",
                     worker.number,
                     pid,
                     ended(status),
                 )
-                self.restarts[worker.number] = time.monotonic() + delay
+                if time.monotonic() - worker.started < RESTART_DELAY_SECONDS:
+                    self.restart_later(worker.number)
+                else:
+                    self.failures.pop(worker.number, None)
+                    self.restarts[worker.number] = time.monotonic()
 
     def start_due(self) -> None:
         """Start the workers whose restart is due; SIGALRM wakes for the next."""
@@ -162,16 +157,22 @@ class Supervisor:
                 del self.restarts[number]
                 self.start(number)
         if self.restarts:
-            wait = min(self.restarts.values()) - now
+            wait = min(self.restarts.values()) - time.monotonic()
             signal.setitimer(signal.ITIMER_REAL, max(wait, 0.001))
 
     def reap(self) -> Iterator[tuple[int, Worker, int]]:
-        """The workers that have ended, with their wait status."""
-        while self.workers:
-            pid, status = os.waitpid(-1, os.WNOHANG)
+        """The workers that have ended, with their wait status. Other children
+        are reaped and passed over: as PID 1 in a container, this process
+        inherits every orphan."""
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:  # no children left
+                return
             if pid == 0:
                 return
-            yield pid, self.workers.pop(pid), status
+            if (worker := self.workers.pop(pid, None)) is not None:
+                yield pid, worker, status
 
     def stop(self, signum: signal.Signals) -> None:
         """Let every worker drain, then return; kill those that never end."""
@@ -203,9 +204,37 @@ class Supervisor:
         log.info("stopped")
 
 
+def work(sock: socket.socket, serve_socket: ServeSocket, lifeline: int) -> NoReturn:
+    """A worker's life: serve the inherited socket until stopped, then exit."""
+    status = 1
+    try:
+        # Started with the stop signals blocked, as every thread of a worker
+        # is: each server unblocks them where it takes them.
+        threading.Thread(target=stop_with, args=(lifeline,), daemon=True).start()
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, SIGNALS - STOP_SIGNALS)
+        serve_socket(sock)
+        status = 0
+    except Exception:
+        log.exception("worker failed")
+    # Exit as a single server does, waiting for the threads that finish turning
+    # clients away; SystemExit unwinds past the supervisor's code, running none.
+    sys.exit(status)
+
+
+def stop_with(lifeline: int) -> None:
+    """In a worker: stop gracefully once the supervisor has gone."""
+    with contextlib.suppress(OSError):
+        os.read(lifeline, 1)  # nothing is ever written: this waits for its end
+    log.warning("the supervisor has gone; stopping")
+    os.kill(os.getpid(), signal.SIGTERM)
+
+
 def ended(status: int) -> str:
     """How a worker ended, from its wait status."""
     code = os.waitstatus_to_exitcode(status)
-    if code < 0:
+    if code >= 0:
+        return f"exited with status {code}"
+    try:
         return f"was killed by {signal.Signals(-code).name}"
-    return f"exited with status {code}"
+    except ValueError:  # one without a name (a real-time signal)
+        return f"was killed by signal {-code}"

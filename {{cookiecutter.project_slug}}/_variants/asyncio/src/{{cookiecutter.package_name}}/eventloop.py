@@ -14,6 +14,7 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 LoopFactory = Callable[[], asyncio.AbstractEventLoop]
 LOOP_FACTORY: LoopFactory | None
 try:
@@ -42,8 +43,11 @@ def stop_signal() -> asyncio.Future[signal.Signals]:
         if not stop.done():
             stop.set_result(signum)
 
-    for signum in (signal.SIGTERM, signal.SIGINT):
+    for signum in STOP_SIGNALS:
         loop.add_signal_handler(signum, on_signal, signum)
+    # A worker process starts with them blocked (see workers.py): now they are
+    # handled, let them in.
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
     return stop
 
 

@@ -30,4 +30,5 @@ def round_trip(sock: socket.socket) -> None:
     except http.client.HTTPException as error:
         raise ConnectionError(f"GET /healthz failed: {error!r}") from None
     finally:
+        connection.sock = None  # the caller's to close
         connection.close()
