@@ -155,10 +155,11 @@ class Server:
 def running(
     target: Target, python: Path, pinned: bool = True, **settings: object
 ) -> Iterator[Server]:
-    """Start the target on a free port, `pinned` to CPU 0 where it can be; stop it."""
+    """Start the target on a free port, `pinned` to CPU 0 where it can be, or else
+    free to use every CPU (not only the benchmark's own); stop it."""
     command = target.command(python)
-    if pinned and shutil.which("taskset") and (os.cpu_count() or 1) > 1:
-        command = ["taskset", "-c", "0", *command]
+    if shutil.which("taskset") and (cpus := os.cpu_count() or 1) > 1:
+        command = ["taskset", "-c", "0" if pinned else f"0-{cpus - 1}", *command]
     prefix = target.package.upper() + "_"
     env = {
         **os.environ,
