@@ -264,7 +264,10 @@ def test_workers_share_the_clients(start_server: StartServer) -> None:
 
     served = collections.Counter(served_by() for _ in range(CLIENTS))
     assert set(served) == set(workers)
-    assert min(served.values()) >= CLIENTS // 5, served  # a real share each
+    # Each round trip ends before the next client comes, so whichever worker is
+    # scheduled first takes it: about half each on a quiet machine, as little as
+    # a tenth on a busy one. A worker that only now and then gets one fails.
+    assert min(served.values()) >= CLIENTS // 40, served
 
 
 def test_stop_lets_every_worker_finish_its_messages(start_server: StartServer) -> None:
