@@ -143,6 +143,18 @@ class ServerProcess:
             sock.close()
         pytest.fail(f"{TRIES} connections never reached each of {workers}")
 
+    def wait_until_refused(self, timeout: float = 15) -> None:
+        """Until the server refuses a new client: it has closed its port."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                socket.create_connection(self.address, timeout=timeout).close()
+            except ConnectionRefusedError:
+                return
+            if time.monotonic() > deadline:
+                pytest.fail(f"the port was still open after {timeout}s")
+            time.sleep(0.05)
+
     def stop(self, signum: int = signal.SIGTERM, timeout: float = 15) -> int:
         """Send `signum`; return the exit status once the process has ended."""
         self.process.send_signal(signum)

@@ -333,7 +333,7 @@ def test_stop_gives_up_on_requests_after_the_shutdown_timeout(
     assert "1 connections still busy after 0.5s" in server.log
 
 
-def test_stop_closes_idle_connections_at_once(start_server: StartServer) -> None:
+def test_stop_closes_idle_connections(start_server: StartServer) -> None:
     server = start_server(shutdown_timeout=60, idle_timeout=60)
     connection = http.client.HTTPConnection(*server.address, timeout=TIMEOUT_SECONDS)
     connection.request("GET", "/")
@@ -342,6 +342,30 @@ def test_stop_closes_idle_connections_at_once(start_server: StartServer) -> None
     # Well inside both timeouts: an idle connection holds nothing up.
     assert server.process.wait(15) == 0
     connection.close()
+
+
+def test_stop_answers_a_request_on_its_way(start_server: StartServer) -> None:
+    """A request that a client (or a load balancer) sent on a new connection as
+    the stop began is answered."""
+    server = start_server(shutdown_timeout=60, idle_timeout=60)
+    with socket.create_connection(server.address, TIMEOUT_SECONDS) as sock:
+        server.process.send_signal(signal.SIGTERM)
+        server.wait_for_log("stopping")
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        assert status_of(read_until_closed(sock)) == 200
+    assert server.process.wait(15) == 0
+
+
+def test_stop_closes_the_port(start_server: StartServer) -> None:
+    """New clients are refused, so that a load balancer tries another server."""
+    server = start_server(handler=TEST_APP)
+    with socket.create_connection(server.address, TIMEOUT_SECONDS) as busy:
+        busy.sendall(b"GET /sleep/2 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        server.wait_for_log("sleep started")
+        server.process.send_signal(signal.SIGTERM)
+        server.wait_until_refused()
+        assert status_of(read_until_closed(busy)) == 200
+    assert server.process.wait(15) == 0
 
 
 @pytest.mark.parametrize(

@@ -24,7 +24,8 @@ def test_a_second_client_waits_for_the_first(server: ServerProcess) -> None:
 
 
 def test_stop_answers_waiting_clients_with_503(start_server: StartServer) -> None:
-    """Clients still in the listen backlog at SIGTERM are told so, not reset."""
+    """Clients still in the listen backlog at SIGTERM are told so, not reset: a
+    WebSocket opened then would be closed a moment later."""
     server = start_server()
     # Connected once create_connection returns: the kernel holds the second client
     # in the listen backlog, with its handshake request, until the server accepts.

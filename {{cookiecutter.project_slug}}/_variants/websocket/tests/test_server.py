@@ -289,7 +289,7 @@ def test_stop_lets_every_worker_finish_its_messages(start_server: StartServer) -
     assert not [pid for pid in workers if psutil.pid_exists(pid)]
 
 
-def test_stop_closes_idle_connections_at_once(start_server: StartServer) -> None:
+def test_stop_closes_idle_connections(start_server: StartServer) -> None:
     server = start_server(shutdown_timeout=60)
     with client(server.address) as websocket:
         websocket.send("hello")
@@ -297,6 +297,31 @@ def test_stop_closes_idle_connections_at_once(start_server: StartServer) -> None
         server.process.send_signal(signal.SIGTERM)
         assert_closed_with(websocket, 1001)
     # Well inside the shutdown timeout: an idle connection holds nothing up.
+    assert server.process.wait(15) == 0
+
+
+def test_stop_answers_a_message_on_its_way(start_server: StartServer) -> None:
+    """A message that a client sent on a new WebSocket as the stop began is
+    answered, then the connection is closed."""
+    server = start_server(shutdown_timeout=60)
+    with client(server.address) as websocket:
+        server.process.send_signal(signal.SIGTERM)
+        server.wait_for_log("stopping")
+        websocket.send("just in time")
+        assert websocket.recv(TIMEOUT_SECONDS) == "just in time"
+        assert_closed_with(websocket, 1001)
+    assert server.process.wait(15) == 0
+
+
+def test_stop_closes_the_port(start_server: StartServer) -> None:
+    """New clients are refused, so that a load balancer tries another server."""
+    server = start_server(handler=TEST_HANDLER)
+    with client(server.address) as busy:
+        busy.send("sleep 2")
+        server.wait_for_log("sleep started")
+        server.process.send_signal(signal.SIGTERM)
+        server.wait_until_refused()
+        assert busy.recv(TIMEOUT_SECONDS) == "slept 2"
     assert server.process.wait(15) == 0
 
 

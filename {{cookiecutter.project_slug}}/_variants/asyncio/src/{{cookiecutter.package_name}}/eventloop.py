@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import select
 import signal
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
@@ -15,6 +16,13 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+# At a stop, how long idle connections have to send a request that a client (or a
+# load balancer) sent just before it.
+STOP_GRACE_SECONDS = 2.0
+BACKLOG_SECONDS = 1.0  # the longest a stop waits for the backlog to be taken in
+# Loop turns from accepting a client to the task that serves it: three in asyncio's
+# own loop (connection, protocol, task), two in uvloop's.
+TAKE_IN_TURNS = 4
 LoopFactory = Callable[[], asyncio.AbstractEventLoop]
 LOOP_FACTORY: LoopFactory | None
 try:
@@ -49,6 +57,21 @@ def stop_signal() -> asyncio.Future[signal.Signals]:
     # handled, let them in.
     signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
     return stop
+
+
+async def stop_accepting(listener: int, close: Callable[[], object]) -> None:
+    """Close the server's listening socket (its file descriptor: `listener`) once
+    the loop has taken in the clients already waiting in its backlog, which closing
+    it would reset."""
+    loop = asyncio.get_running_loop()
+    waiting = select.poll()
+    waiting.register(listener, select.POLLIN)
+    deadline = loop.time() + BACKLOG_SECONDS
+    while waiting.poll(0) and loop.time() < deadline:
+        await asyncio.sleep(0)  # the loop accepts them, as it accepts any client
+    close()
+    for _ in range(TAKE_IN_TURNS):  # until the server knows each of them
+        await asyncio.sleep(0)
 
 
 async def drain(

@@ -27,7 +27,7 @@ from aiohttp.typedefs import Middleware
 from . import eventloop, logs
 from .app import create_app
 from .config import setting
-from .eventloop import LOOP_NAME, stop_signal
+from .eventloop import LOOP_NAME, STOP_GRACE_SECONDS, stop_accepting, stop_signal
 from .limits import HttpSettings
 
 __all__ = ["Handler", "Settings", "serve"]
@@ -145,11 +145,18 @@ async def serve_until_stopped(
         signum.name,
         len(connections.connections),
     )
-    server.close()
-    # runner.cleanup() closes idle connections and waits for the rest: up to its
-    # shutdown timeout, then as long again for their cancellation. Held to it, once:
+    await stop_accepting(server.sockets[0].fileno(), server.close)
+
+    async def close_connections() -> None:
+        if connections.connections:  # a moment for a request already on its way
+            await asyncio.sleep(STOP_GRACE_SECONDS)
+        # Closes idle connections and waits for the rest: up to its shutdown
+        # timeout, then as long again for their cancellation.
+        await runner.cleanup()
+
+    # Held to the shutdown timeout, once, grace included:
     await eventloop.drain(
-        runner.cleanup(),
+        close_connections(),
         settings.shutdown_timeout,
         busy=lambda: len(connections.connections),
     )

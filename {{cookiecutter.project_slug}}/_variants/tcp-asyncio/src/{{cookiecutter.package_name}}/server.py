@@ -20,7 +20,7 @@ from typing import Any
 
 from . import eventloop, logs, protocol
 from .config import setting
-from .eventloop import LOOP_NAME, stop_signal
+from .eventloop import LOOP_NAME, STOP_GRACE_SECONDS, stop_accepting, stop_signal
 from .handler import handle
 from .protocol import Event, LineProtocol, LineSettings, Request
 
@@ -129,6 +129,10 @@ class Connection:
                     if event.close:
                         await self._linger()
                         return
+                # A stop ends the connection after the requests in hand.
+                if self.stopping:
+                    await self._linger()
+                    return
         except OSError as error:  # reset, broken pipe
             log.debug("%s: %s", self.peer, error)
         finally:
@@ -136,9 +140,11 @@ class Connection:
             await self._close()
 
     def stop(self) -> None:
-        """Close after the request in hand, or at once if the client is idle."""
+        """Close after the request in hand; an idle client has a moment to send
+        one already on its way."""
         self.stopping = True
-        self.deadline.expire()
+        loop = asyncio.get_running_loop()
+        loop.call_later(STOP_GRACE_SECONDS, self.deadline.expire)
 
     async def refuse(self, reason: str, refusals: logs.Throttled) -> None:
         """Turn the client away with an error line."""
@@ -150,9 +156,6 @@ class Connection:
 
     async def _receive(self, framing: LineProtocol) -> list[Event] | None:
         """The next events; None once the connection is over."""
-        if self.stopping:
-            await self._linger()
-            return None
         self.deadline.start()
         try:
             while data := await self.reader.read(RECV_BYTES):
@@ -222,11 +225,11 @@ class LineServer:
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> None:
         connection = Connection(reader, writer, self.settings, self.handler)
-        if self.stopping:
-            await connection.refuse("server shutting down", self.refusals)
-        elif len(self.connections) >= self.settings.max_connections:
+        if len(self.connections) >= self.settings.max_connections:
             await connection.refuse("server busy", self.refusals)
         else:
+            if self.stopping:  # taken in from the backlog as the stop began
+                connection.stop()
             # The task asyncio started for this client serves it: a second task
             # per connection would cost a few kilobytes each.
             task = asyncio.current_task()
@@ -237,14 +240,16 @@ class LineServer:
             finally:
                 del self.connections[connection]
 
-    async def stop(self, signum: signal.Signals) -> None:
-        """Let requests in progress finish (up to the shutdown timeout), then return."""
+    async def stop(self, signum: signal.Signals, server: asyncio.Server) -> None:
+        """Stop accepting, let requests in progress finish (up to the shutdown
+        timeout), then return."""
         self.stopping = True
         log.info(
             "stopping on %s: %d connections open", signum.name, len(self.connections)
         )
         for connection in self.connections:
             connection.stop()
+        await stop_accepting(server.sockets[0].fileno(), server.close)
         if not self.connections:
             return
         timeout = self.settings.shutdown_timeout
@@ -268,8 +273,7 @@ async def serve_until_stopped(
     address = logs.address(server.sockets[0].getsockname())
     log.info("listening on %s (%s)", address, MODEL.format(LOOP_NAME))
     signum = await stop
-    server.close()
-    await lines.stop(signum)
+    await lines.stop(signum, server)
     log.info("stopped")
 
 

@@ -85,16 +85,19 @@ class LineConnection(socketserver.BaseRequestHandler):
                 if event.close:
                     linger(self.request)
                     return
+            # A stop ends the connection after the requests in hand.
+            if self.server.stopping:
+                linger(self.request)
+                return
 
     def _receive(self, framing: LineProtocol) -> list[Event] | None:
         """The next events; None once the connection is over."""
         deadline = time.monotonic() + self.server.idle_timeout
         while (remaining := deadline - time.monotonic()) > 0:
-            # A stop ends the connection between requests, even with more waiting.
-            if self.server.stopping:
-                linger(self.request)
-                return None
             if not self.server.wait_for_input(self.request, remaining):
+                if self.server.grace_over:  # a stop, and nothing came in time
+                    linger(self.request)
+                    return None
                 continue
             data = self.request.recv(RECV_BYTES)
             if not data:

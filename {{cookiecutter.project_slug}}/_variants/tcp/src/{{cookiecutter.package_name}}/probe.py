@@ -1,9 +1,10 @@
 """The health probe of a line server: one real round trip.
 
 It connects, sends one line and waits for one line back. The server is healthy when
-it answers and can take a client now: an answer of ``ERROR server busy`` or
-``ERROR server shutting down`` counts as unhealthy, so a load balancer sends
-clients elsewhere. The command ``healthcheck`` runs it.
+it answers and can take a client now: an answer of ``ERROR server busy`` counts
+as unhealthy, so a load balancer sends clients elsewhere; so does a refused
+connection, which is what a stopping server gives. The command ``healthcheck``
+runs it.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from .protocol import error
 
 PROBE = b"healthcheck\n"
 TIMEOUT_SECONDS = 3.0
-TURNED_AWAY = (error("server busy"), error("server shutting down"))
+BUSY = error("server busy")
 
 
 def probe(host: str, port: int, timeout: float = TIMEOUT_SECONDS) -> None:
@@ -29,5 +30,5 @@ def round_trip(sock: socket.socket) -> None:
     answer = sock.makefile("rb").readline()
     if not answer.endswith(b"\n"):
         raise ConnectionError("the server closed the connection without answering")
-    if answer in TURNED_AWAY:
+    if answer == BUSY:
         raise ConnectionError(f"the server answered {answer.decode().strip()!r}")

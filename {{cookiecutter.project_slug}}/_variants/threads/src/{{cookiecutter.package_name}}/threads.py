@@ -2,11 +2,14 @@
 
 Built on the standard library's socketserver. A server admits `max_connections`
 clients at once and turns the rest away with its protocol's refusal. On SIGTERM
-or SIGINT it stops accepting, wakes connections waiting for input through a pipe
-they poll beside their socket (or they check `stopping`), and gives requests in
-progress the shutdown timeout to finish. The models differ only in which thread
-serves an admitted connection: the accepting thread (blocking), a new one
-(threaded) or a pool worker (threadpool).
+or SIGINT it admits the clients already waiting in the listen backlog and closes
+the listening socket, so that new clients are refused and a load balancer sends
+them elsewhere. A connection ends after the request it is serving; an idle one
+has a moment to send a request already on its way, then a pipe it polls beside
+its socket wakes it and it closes. Requests in progress get the shutdown timeout
+to finish. The models differ only in which thread serves an admitted connection:
+the accepting thread (blocking), a new one (threaded) or a pool worker
+(threadpool).
 """
 
 from __future__ import annotations
@@ -30,6 +33,9 @@ log = logging.getLogger(__name__)
 RECV_BYTES = 64 * 1024
 LINGER_SECONDS = 2.0  # how long a closing connection drains what the client sends
 MAX_LINGERING = 64  # refused connections drained at once, a thread each
+# At a stop, how long idle connections have to send a request that a client (or a
+# load balancer) sent just before it.
+STOP_GRACE_SECONDS = 2.0
 STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT}
 
 
@@ -54,10 +60,13 @@ class ManagedServer(socketserver.TCPServer):
         self._lingering = threading.BoundedSemaphore(MAX_LINGERING)
         self._refused: set[socket.socket] = set()  # closed by a refusal thread
         self.stopping = False
+        self.grace_over = False
+        self._accepting = True
         self._active: set[socket.socket] = set()
         self._changed = threading.Condition()
-        # Readable once the server stops: wakes every connection waiting for input.
-        self._stop_reader, self._stop_writer = os.pipe()
+        # Readable once a stop's grace is over: wakes every connection waiting for
+        # input.
+        self._grace_reader, self._grace_writer = os.pipe()
         # Serves a socket bound and listening already (see workers.py).
         super().__init__(sock.getsockname(), connection, bind_and_activate=False)
         self.socket.close()
@@ -71,14 +80,10 @@ class ManagedServer(socketserver.TCPServer):
 
     def verify_request(self, request: Any, client_address: Any) -> bool:
         with self._changed:
-            if self.stopping:
-                refusal = "server shutting down"
-            elif len(self._active) >= self.max_connections:
-                refusal = "server busy"
-            else:
+            if len(self._active) < self.max_connections:
                 self._active.add(request)
                 return True
-        self.refuse(request, client_address, refusal)
+        self.refuse(request, client_address, "server busy")
         return False
 
     def refuse(self, request: socket.socket, client_address: Any, reason: str) -> None:
@@ -125,36 +130,50 @@ class ManagedServer(socketserver.TCPServer):
         log.exception("connection from %s failed", logs.address(client_address))
 
     def wait_for_input(self, sock: socket.socket, timeout: float) -> bool:
-        """Whether `sock` has input (or its end) in time; False once the server stops
-        with nothing waiting on `sock`."""
+        """Whether `sock` has input (or its end) in time; False once a stop's grace
+        is over with nothing waiting on `sock`."""
         ready = select.poll()
         ready.register(sock, select.POLLIN)
-        ready.register(self._stop_reader, select.POLLIN)
+        ready.register(self._grace_reader, select.POLLIN)
         return sock.fileno() in dict(ready.poll(max(timeout, 0) * 1000))
 
+    def accept_until_stopped(self) -> None:
+        """Accept clients until a stop; then admit those already waiting in the
+        listen backlog, which closing the socket would reset, and close it."""
+        self.serve_forever(poll_interval=0.1)
+        waiting = select.poll()
+        waiting.register(self.socket, select.POLLIN)
+        # The socket is non-blocking (see workers.py): a client that another worker
+        # takes first ends this accept instead of blocking it.
+        while waiting.poll(0):
+            self._handle_request_noblock()
+        self.server_close()
+        with self._changed:
+            self._accepting = False
+            self._changed.notify_all()
+
     def begin_stop(self) -> int:
-        """Refuse new clients and wake idle ones; return how many are connected."""
+        """Stop accepting; return how many clients are connected."""
         with self._changed:
             self.stopping = True
-            os.write(self._stop_writer, b"!")
-            return len(self._active)
+            open_connections = len(self._active)
+        # shutdown() waits for the accept loop, which in the blocking model is busy
+        # until its client is done: let it wait in a thread of its own.
+        threading.Thread(target=self.shutdown, daemon=True).start()
+        return open_connections
 
-    def refuse_backlog(self) -> None:
-        """Turn away the clients still waiting in the listen backlog, which closing
-        the socket would reset."""
-        self.socket.setblocking(False)
-        while True:
-            try:
-                request, client_address = self.socket.accept()
-            except OSError:
-                return  # none left
-            self.refuse(request, client_address, "server shutting down")
-            self.shutdown_request(request)
+    def end_grace(self) -> None:
+        """Wake every connection still waiting for input: it closes."""
+        self.grace_over = True
+        os.write(self._grace_writer, b"!")
 
-    def wait_idle(self, timeout: float) -> int:
-        """Wait until every connection is closed; return how many are still open."""
+    def wait_drained(self, timeout: float) -> int:
+        """Wait until the accept loop has ended and every connection is closed;
+        return how many are still open."""
         with self._changed:
-            self._changed.wait_for(lambda: not self._active, max(timeout, 0))
+            self._changed.wait_for(
+                lambda: not (self._accepting or self._active), max(timeout, 0)
+            )
             return len(self._active)
 
 
@@ -180,7 +199,7 @@ def run(server: ManagedServer, model: str, shutdown_timeout: float) -> None:
     # mask), the signals wait until the main thread takes them with sigwait.
     signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
     accepting = threading.Thread(
-        target=server.serve_forever, args=(0.1,), name="accept", daemon=True
+        target=server.accept_until_stopped, name="accept", daemon=True
     )
     accepting.start()
     log.info("listening on %s (%s)", logs.address(server.server_address), model)
@@ -193,14 +212,9 @@ def run(server: ManagedServer, model: str, shutdown_timeout: float) -> None:
         signal.Signals(signum).name,
         open_connections,
     )
-    # shutdown() waits for the accept loop, which in the blocking model is busy
-    # until its client is done: let it wait in a thread of its own.
-    threading.Thread(target=server.shutdown, daemon=True).start()
-    accepting.join(deadline - time.monotonic())
-    if not accepting.is_alive():
-        server.refuse_backlog()
-        server.server_close()
-    if busy := server.wait_idle(deadline - time.monotonic()):
+    server.wait_drained(min(STOP_GRACE_SECONDS, shutdown_timeout))
+    server.end_grace()
+    if busy := server.wait_drained(deadline - time.monotonic()):
         log.warning(
             "%d connections still busy after %gs; exiting", busy, shutdown_timeout
         )

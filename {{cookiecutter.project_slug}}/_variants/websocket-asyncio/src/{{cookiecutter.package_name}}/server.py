@@ -13,6 +13,7 @@ cap and the graceful stop. Uses uvloop when it is installed
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import socket
 from collections.abc import Awaitable, Callable
@@ -27,7 +28,7 @@ from websockets.http11 import Request, Response
 
 from . import eventloop, logs, pages
 from .config import setting
-from .eventloop import LOOP_NAME, stop_signal
+from .eventloop import LOOP_NAME, STOP_GRACE_SECONDS, stop_accepting, stop_signal
 from .handler import Message, handle
 from .limits import WebSocketSettings
 
@@ -131,9 +132,14 @@ class Conversations:
                     connection.transport.abort()
 
     def stop(self, server: Server) -> None:
-        """End handshakes in progress and close idle connections now; busy ones
-        close after their reply."""
+        """Refuse new handshakes; busy connections close after their reply, and
+        idle ones after a moment to send a message already on their way."""
         self.stopping = True
+        loop = asyncio.get_running_loop()
+        loop.call_later(STOP_GRACE_SECONDS, self.end_grace, server)
+
+    def end_grace(self, server: Server) -> None:
+        """End handshakes still in progress, and close idle connections."""
         for connection in list(self.opened):
             if connection.request is None:  # no handshake request yet: may never come
                 connection.transport.abort()
@@ -163,8 +169,11 @@ async def serve_until_stopped(
     log.info(
         "stopping on %s: %d connections open", signum.name, len(server.connections)
     )
-    server.close(close_connections=False)
     conversations.stop(server)
+    await stop_accepting(
+        server.sockets[0].fileno(),
+        functools.partial(server.close, close_connections=False),
+    )
     await eventloop.drain(
         server.wait_closed(),
         settings.shutdown_timeout,

@@ -95,15 +95,15 @@ class WebSocketServer(ManagedServer):
     def route(self, connection: ServerConnection, request: Request) -> Response | None:
         with self.lock:  # its request is in: the handshake ends without waiting
             self.awaiting_request.discard(connection.socket)
-        if self.stopping:
+        if self.stopping:  # a WebSocket opened now would be closed in a moment
             return connection.respond(
                 HTTPStatus.SERVICE_UNAVAILABLE, "server shutting down\n"
             )
         return pages.route(connection, request)
 
-    def begin_stop(self) -> int:
-        open_connections = super().begin_stop()
+    def end_grace(self) -> None:
         with self.lock:
+            super().end_grace()
             waiting, self.awaiting_request = self.awaiting_request, set()
             idle, self.idle = list(self.idle), set()
         for sock in waiting:  # still waiting for a handshake request: end it now
@@ -112,7 +112,6 @@ class WebSocketServer(ManagedServer):
         # close() waits for the client's side of the closing handshake: not here.
         for share in (idle[i::CLOSERS] for i in range(min(CLOSERS, len(idle)))):
             threading.Thread(target=close_all, args=(share,), daemon=True).start()
-        return open_connections
 
     def converse(self, connection: ServerConnection) -> None:
         """Answer each message with the handler's reply, until either side closes.
@@ -121,8 +120,8 @@ class WebSocketServer(ManagedServer):
         """
         try:
             while True:
-                with self.lock:  # idle from here: a stop closes the connection
-                    if self.stopping:
+                with self.lock:  # idle from here: the end of a stop's grace closes it
+                    if self.grace_over:
                         break
                     self.idle.add(connection)
                 try:
@@ -132,6 +131,8 @@ class WebSocketServer(ManagedServer):
                         self.idle.discard(connection)
                 if (reply := self.handler(message)) is not None:
                     connection.send(reply)
+                if self.stopping:  # a stop ends the conversation after the reply
+                    break
         except ConnectionClosed:
             return
         connection.close(CloseCode.GOING_AWAY, "server shutting down")
@@ -165,8 +166,6 @@ class WebSocketConnection(socketserver.BaseRequestHandler):
             socket.SOL_SOCKET, socket.SO_SNDTIMEO, server.send_timeout
         )
         with server.lock:
-            if server.stopping:
-                return
             server.awaiting_request.add(self.request)
         try:
             server.websockets.handler(self.request, self.client_address)
