@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
 from typing import Any
 
 import pytest
@@ -17,6 +20,28 @@ def bake(cookies: Any) -> Any:
         return cookies.bake(extra_context=answers, template=str(TEMPLATE))
 
     return bake
+
+
+def docker_available() -> str | None:
+    """Why the container tests cannot run here, or None if they can."""
+    if shutil.which("docker") is None:
+        return "no docker command"
+    result = subprocess.run(["docker", "info"], capture_output=True, check=False)
+    return None if result.returncode == 0 else "no Docker engine answers"
+
+
+@pytest.fixture(scope="session")
+def docker() -> None:
+    """A Docker engine to run the container tests on: where there is none, they
+    skip and say how to get one, or fail where TEMPLATE_REQUIRE_DOCKER is set."""
+    if (problem := docker_available()) is None:
+        return
+    if os.environ.get("TEMPLATE_REQUIRE_DOCKER"):
+        pytest.fail(f"container tests required, but {problem}")
+    pytest.skip(
+        f'{problem}: start Docker, or run eval "$(tests/docker/start-engine.sh)" '
+        "(Debian, as root, with docker.io and debootstrap)"
+    )
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
