@@ -3,12 +3,13 @@ run with the commands of the rendered README's "Scaling out" section.
 
 Without an engine: every haproxy.cfg passes `haproxy -c`, and every compose.yaml
 passes `docker-compose config` and yamllint and agrees with the image and the
-HAProxy configuration. With a Docker engine (the `docker` fixture: see
-test_containers.py), for every cell: three replicas come up behind HAProxy, whose
-own counters show a real client's requests reaching each of them; scaling down to
-one replica while a client sends request after request loses none of them; `down`
-leaves no container and no network behind. Each cell's timings and the requests
-of its scale-down are printed at the end of the run.
+HAProxy configuration. With a Docker engine and Compose (where there is none,
+these skip and say how to get them, or fail if TEMPLATE_REQUIRE_DOCKER is set),
+for every cell: three replicas come up behind HAProxy, whose own counters show a
+real client's requests reaching each of them; scaling down to one replica while a
+client sends request after request loses none of them; `down` leaves no
+container and no network behind. Each cell's timings and the requests of its
+scale-down are printed at the end of the run.
 
 Where no registry can be reached, the haproxy image that compose.yaml names is a
 stand-in built once per run from tests/docker/haproxy (Debian's haproxy package on
