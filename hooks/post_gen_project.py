@@ -38,8 +38,15 @@ LAYERS = {
     "blocking": (("threads",), ("threads", "blocking")),
 }
 VARIANTS = "_variants"
-# What only a project with a Dockerfile has: the manifests run its image.
-DOCKER_FILES = ("Dockerfile", ".dockerignore", "deploy/k8s")
+# What only a project with a Dockerfile has: the manifests and the replicas
+# behind HAProxy run its image.
+DOCKER_FILES = (
+    "Dockerfile",
+    ".dockerignore",
+    "deploy/k8s",
+    "deploy/compose.yaml",
+    "deploy/haproxy.cfg",
+)
 
 
 def layers(protocol: str, concurrency: str) -> list[str]:

@@ -12,6 +12,8 @@ from types import ModuleType
 from typing import Any
 
 import pytest
+from yamllint import linter
+from yamllint.config import YamlLintConfig
 
 TEMPLATE = Path(__file__).resolve().parent.parent
 CONTEXT: dict[str, Any] = json.loads((TEMPLATE / "cookiecutter.json").read_text())
@@ -23,6 +25,8 @@ CELLS = [
     pytest.param(protocol, model, id=f"{protocol}-{model}")
     for protocol, model in itertools.product(PROTOCOLS, MODELS)
 ]
+# The default, and the longest name (50 characters) the template takes.
+NAMES = ["My Server", "A Very Long Name For The Internal Market Data Feed"]
 
 
 def load_hook(name: str) -> ModuleType:
@@ -46,10 +50,29 @@ def assert_lint_clean(project: Path) -> None:
         assert result.returncode == 0, result.stdout + result.stderr
 
 
-def run(command: list[str | Path], cwd: Path) -> str:
-    """Run a command of a rendered project; its output, or a failed test."""
+def assert_yaml_lint_clean(path: Path) -> None:
+    """yamllint's default rules find nothing in a rendered YAML file."""
+    # A long project name makes lines that no line break can shorten: those may
+    # overflow.
+    config = YamlLintConfig(
+        "{extends: default, rules: {line-length: "
+        "{allow-non-breakable-inline-mappings: true}}}"
+    )
+    problems = list(linter.run(path.read_text(), config, str(path)))
+    assert not problems, f"{path.name}: {[str(p) for p in problems]}"
+
+
+def run(
+    command: list[str | Path], cwd: Path, variables: dict[str, str] | None = None
+) -> str:
+    """Run a command of a rendered project, with some more environment variables;
+    its output, or a failed test."""
     result = subprocess.run(
-        command, cwd=cwd, env=clean_environment(), capture_output=True, text=True
+        command,
+        cwd=cwd,
+        env=clean_environment() | (variables or {}),
+        capture_output=True,
+        text=True,
     )
     assert result.returncode == 0, f"{command} failed:\n{result.stdout}{result.stderr}"
     return result.stdout

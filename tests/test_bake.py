@@ -100,10 +100,13 @@ MODEL_FILES = {
         "tests/test_blocking.py",
     },
 }
-# The Kubernetes manifests run the image, so they come with the Dockerfile.
+# The Kubernetes manifests and the replicas behind HAProxy run the image, so they
+# come with the Dockerfile.
 DOCKER_FILES = {
     "Dockerfile",
     ".dockerignore",
+    "deploy/compose.yaml",
+    "deploy/haproxy.cfg",
     "deploy/k8s/kustomization.yaml",
     "deploy/k8s/deployment.yaml",
     "deploy/k8s/service.yaml",

@@ -17,7 +17,6 @@ import itertools
 import os
 import re
 import shlex
-import shutil
 import socket
 import subprocess
 import time
@@ -33,26 +32,6 @@ DOCKER_SECTION = re.compile(r"## Docker\n\n```sh\n(?P<build>.+)\n(?P<run>.+)\n``
 PORTS = {cell.id: 20000 + index for index, cell in enumerate(CELLS)}
 TIMEOUT_SECONDS = 10.0
 HEALTHY_WITHIN_SECONDS = 90
-
-
-def docker_available() -> str | None:
-    """Why the container tests cannot run here, or None if they can."""
-    if shutil.which("docker") is None:
-        return "no docker command"
-    result = subprocess.run(["docker", "info"], capture_output=True, check=False)
-    return None if result.returncode == 0 else "no Docker engine answers"
-
-
-@pytest.fixture(scope="session")
-def docker() -> None:
-    if (problem := docker_available()) is None:
-        return
-    if os.environ.get("TEMPLATE_REQUIRE_DOCKER"):
-        pytest.fail(f"container tests required, but {problem}")
-    pytest.skip(
-        f'{problem}: start Docker, or run eval "$(tests/docker/start-engine.sh)" '
-        "(Debian, as root, with docker.io and debootstrap)"
-    )
 
 
 def test_every_dockerfile_passes_hadolint(bake: Any) -> None:

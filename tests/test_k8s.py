@@ -12,11 +12,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from yamllint import linter
-from yamllint.config import YamlLintConfig
 
 from . import manifests
-from .helpers import CELLS, PROTOCOLS, TEMPLATE
+from .helpers import CELLS, NAMES, PROTOCOLS, TEMPLATE, assert_yaml_lint_clean
 from .manifests import Documents, ManifestError, Project
 
 VERSIONS = [manifests.OLDEST, manifests.newest()]
@@ -73,24 +71,14 @@ def test_the_kustomization_applies_every_manifest(
     manifests.check_kustomization(folder)
 
 
-# The default, and the longest name (50 characters) the template takes.
-NAMES = ["My Server", "A Very Long Name For The Internal Market Data Feed"]
-
-
 @pytest.mark.parametrize("name", NAMES)
 @pytest.mark.parametrize("protocol", PROTOCOLS)
 def test_manifests_are_yamllint_clean(
     render: Callable[..., Rendered], protocol: str, name: str
 ) -> None:
     folder, _ = render(protocol=protocol, project_name=name)
-    # A long name makes lines that no line break can shorten: those may overflow.
-    config = YamlLintConfig(
-        "{extends: default, rules: {line-length: "
-        "{allow-non-breakable-inline-mappings: true}}}"
-    )
     for path in sorted(folder.glob("*.yaml")):
-        problems = list(linter.run(path.read_text(), config, str(path)))
-        assert not problems, f"{path.name}: {[str(p) for p in problems]}"
+        assert_yaml_lint_clean(path)
 
 
 def test_the_range_checked_runs_from_the_oldest_to_a_newer_version() -> None:
