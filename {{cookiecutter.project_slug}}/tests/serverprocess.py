@@ -175,6 +175,25 @@ class ServerProcess:
 
 
 StartServer = Callable[..., ServerProcess]
+Address = tuple[str, int]
+
+
+def exchange(address: Address, data: bytes, timeout: float = 10) -> bytes:
+    """Send raw bytes, then read whatever comes back until the server closes."""
+    with socket.create_connection(address, timeout=timeout) as sock:
+        sock.sendall(data)
+        return read_until_closed(sock)
+
+
+def read_until_closed(sock: socket.socket) -> bytes:
+    """Whatever the server sends until it closes the connection."""
+    received = b""
+    try:
+        while chunk := sock.recv(65536):
+            received += chunk
+    except ConnectionResetError:
+        pass
+    return received
 
 
 def run_server_command(

@@ -7,10 +7,13 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import sys
 
 import psutil
+import pytest
 
 from {{ cookiecutter.package_name }}.probe import round_trip
+from {{ cookiecutter.package_name }}.workers import listen, refuse_new_clients
 
 from .serverprocess import ServerProcess, StartServer, run_server_command
 
@@ -79,3 +82,19 @@ def test_a_second_server_on_the_same_port_fails_clearly(
 def test_one_worker_is_the_server_alone(server: ServerProcess) -> None:
     assert psutil.Process(server.process.pid).children() == []
     assert "worker processes" not in server.log
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="a Linux socket filter")
+def test_a_stopping_socket_drops_new_handshakes_and_keeps_its_backlog() -> None:
+    """What lets a stop close its port without resetting a client: new clients'
+    SYNs are dropped, while one already connected stays to be accepted."""
+    with listen("127.0.0.1", 0) as sock:
+        address = sock.getsockname()
+        with socket.create_connection(address, TIMEOUT_SECONDS) as waiting:
+            refuse_new_clients(sock)
+            with pytest.raises(TimeoutError):
+                socket.create_connection(address, timeout=0.5)
+            accepted, _ = sock.accept()
+            with accepted:
+                waiting.sendall(b"still here")
+                assert accepted.recv(100) == b"still here"

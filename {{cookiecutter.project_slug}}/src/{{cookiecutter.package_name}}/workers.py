@@ -15,11 +15,13 @@ connections to the others instead of stranding those the kernel hashed to it.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import dataclasses
 import logging
 import os
 import signal
 import socket
+import struct
 import sys
 import threading
 import time
@@ -32,6 +34,16 @@ from .config import ConfigError, Settings
 log = logging.getLogger(__name__)
 
 BACKLOG = 128  # connections the kernel holds for the workers to accept
+HANDSHAKE_SECONDS = 0.1  # at a stop, for handshakes under way: a round trip or two
+SO_ATTACH_FILTER = 26  # Linux's, which the socket module does not name
+# A classic BPF program for a listening socket, which sees each packet from its TCP
+# header on: drop a SYN (bit 0x02 of the flags, byte 13), let the rest through.
+DROP_SYNS = (
+    (0x30, 0, 0, 13),  # load the flags byte
+    (0x45, 1, 0, 0x02),  # SYN set: skip to the last instruction
+    (0x06, 0, 0, 0xFFFFFFFF),  # keep the packet
+    (0x06, 0, 0, 0),  # drop it
+)
 RESTART_DELAY_SECONDS = 1.0  # for a worker that dies this soon after it started
 MAX_RESTART_DELAY = 30.0  # however often it dies at once
 KILL_AFTER_SECONDS = 5.0  # past the shutdown timeout, for a worker that never ends
@@ -64,6 +76,25 @@ def listen(host: str, port: int) -> socket.socket:
     # another goes back to waiting rather than hanging in accept().
     sock.setblocking(False)
     return sock
+
+
+def refuse_new_clients(sock: socket.socket) -> None:
+    """Have the kernel drop new clients' SYNs to `sock`, ahead of closing it.
+
+    Closing a listening socket resets the clients whose handshake is under way,
+    which believe they are connected: one that has sent its request loses it. With
+    SYNs dropped, handshakes under way complete (accept them before closing), and a
+    new client sends its SYN again a second later, to be refused by then; a load
+    balancer tries another server once its connect timeout passes. Linux only:
+    elsewhere, and where a sandbox forbids socket filters, this does nothing.
+    """
+    if sys.platform != "linux":
+        return
+    program = b"".join(struct.pack("HBBI", *op) for op in DROP_SYNS)
+    code = ctypes.create_string_buffer(program)  # the kernel copies it
+    fprog = struct.pack("HP", len(DROP_SYNS), ctypes.addressof(code))
+    with contextlib.suppress(OSError):
+        sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_FILTER, fprog)
 
 
 def cannot_listen(host: str, port: int, error: OSError) -> ConfigError:

@@ -20,12 +20,18 @@ import pytest
 
 from {{ cookiecutter.package_name }}.config import env_var
 
-from .serverprocess import ServerProcess, StartServer, run_server_command
+from .serverprocess import (
+    Address,
+    ServerProcess,
+    StartServer,
+    exchange,
+    read_until_closed,
+    run_server_command,
+)
 
 TEST_APP = "tests.apps:create_app"
 CLIENTS = 200
 TIMEOUT_SECONDS = 10.0
-Address = tuple[str, int]
 
 
 def request(
@@ -39,23 +45,6 @@ def request(
         return response.status, dict(response.getheaders()), response.read()
     finally:
         connection.close()
-
-
-def exchange(address: Address, data: bytes) -> bytes:
-    """Send raw bytes, then read whatever comes back until the server closes."""
-    with socket.create_connection(address, timeout=TIMEOUT_SECONDS) as sock:
-        sock.sendall(data)
-        return read_until_closed(sock)
-
-
-def read_until_closed(sock: socket.socket) -> bytes:
-    received = b""
-    try:
-        while chunk := sock.recv(65536):
-            received += chunk
-    except ConnectionResetError:
-        pass
-    return received
 
 
 CHUNKED = b"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"

@@ -7,9 +7,9 @@ import socket
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from .serverprocess import ServerProcess, StartServer
+from .serverprocess import ServerProcess, StartServer, read_until_closed
 from .test_server import assert_closed_with
-from .wsclient import TIMEOUT_SECONDS, client, handshake_request, read_until_closed
+from .wsclient import TIMEOUT_SECONDS, client, handshake_request
 
 
 def test_a_second_client_waits_for_the_first(server: ServerProcess) -> None:

@@ -23,16 +23,16 @@ from {{ cookiecutter.package_name }}.config import env_var
 
 from .serverprocess import (
     SETTINGS,
+    Address,
     ServerProcess,
     StartServer,
     capacity,
+    exchange,
     run_server_command,
 )
 from .wsclient import (
     TIMEOUT_SECONDS,
-    Address,
     client,
-    exchange,
     handshake_request,
     raw_handshake,
     read_frame,

@@ -10,8 +10,9 @@ from typing import Any
 
 from websockets.sync.client import ClientConnection, connect
 
+from .serverprocess import Address
+
 TIMEOUT_SECONDS = 10.0
-Address = tuple[str, int]
 
 
 def client(address: Address, path: str = "/", **options: Any) -> ClientConnection:
@@ -25,24 +26,6 @@ def client(address: Address, path: str = "/", **options: Any) -> ClientConnectio
         **options,
     )
     return connection
-
-
-def exchange(address: Address, data: bytes) -> bytes:
-    """Send raw bytes, then read whatever comes back until the server closes."""
-    with socket.create_connection(address, timeout=TIMEOUT_SECONDS) as sock:
-        sock.sendall(data)
-        return read_until_closed(sock)
-
-
-def read_until_closed(sock: socket.socket) -> bytes:
-    """Whatever the server sends until it closes the connection."""
-    received = b""
-    try:
-        while chunk := sock.recv(65536):
-            received += chunk
-    except ConnectionResetError:
-        pass
-    return received
 
 
 def raw_handshake(address: Address) -> socket.socket:

@@ -10,8 +10,11 @@ import logging
 import os
 import select
 import signal
+import socket
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
+
+from .workers import HANDSHAKE_SECONDS, refuse_new_clients
 
 log = logging.getLogger(__name__)
 
@@ -20,8 +23,8 @@ STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 # load balancer) sent just before it.
 STOP_GRACE_SECONDS = 2.0
 BACKLOG_SECONDS = 1.0  # the longest a stop waits for the backlog to be taken in
-# Loop turns from accepting a client to the task that serves it: three in asyncio's
-# own loop (connection, protocol, task), two in uvloop's.
+# Loop turns from accepting a client to the server knowing it (its protocol's
+# connection_made): two in asyncio's own loop, one in uvloop's; and one to spare.
 TAKE_IN_TURNS = 4
 LoopFactory = Callable[[], asyncio.AbstractEventLoop]
 LOOP_FACTORY: LoopFactory | None
@@ -59,13 +62,14 @@ def stop_signal() -> asyncio.Future[signal.Signals]:
     return stop
 
 
-async def stop_accepting(listener: int, close: Callable[[], object]) -> None:
-    """Close the server's listening socket (its file descriptor: `listener`) once
-    the loop has taken in the clients already waiting in its backlog, which closing
-    it would reset."""
+async def stop_accepting(sock: socket.socket, close: Callable[[], object]) -> None:
+    """Close the server's listening socket, `sock`, once the loop has taken in the
+    clients already waiting in its backlog, which closing it would reset."""
+    refuse_new_clients(sock)
+    await asyncio.sleep(HANDSHAKE_SECONDS)
     loop = asyncio.get_running_loop()
     waiting = select.poll()
-    waiting.register(listener, select.POLLIN)
+    waiting.register(sock, select.POLLIN)
     deadline = loop.time() + BACKLOG_SECONDS
     while waiting.poll(0) and loop.time() < deadline:
         await asyncio.sleep(0)  # the loop accepts them, as it accepts any client

@@ -145,7 +145,7 @@ async def serve_until_stopped(
         signum.name,
         len(connections.connections),
     )
-    await stop_accepting(server.sockets[0].fileno(), server.close)
+    await stop_accepting(sock, server.close)
 
     async def close_connections() -> None:
         if connections.connections:  # a moment for a request already on its way

@@ -217,39 +217,42 @@ class LineServer:
 
     def __init__(self, settings: Settings, handler: Handler) -> None:
         self.settings, self.handler = settings, handler
-        self.connections: dict[Connection, asyncio.Task[Any]] = {}
+        self.connections: dict[Connection, asyncio.Task[None]] = {}
+        self.refusing: set[asyncio.Task[None]] = set()
         self.refusals = logs.Throttled(log)
         self.stopping = False
 
-    async def accept(
+    def accept(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> None:
+        """Take in a client as asyncio connects it: a stop waits for it from here,
+        even before its task first runs."""
         connection = Connection(reader, writer, self.settings, self.handler)
         if len(self.connections) >= self.settings.max_connections:
-            await connection.refuse("server busy", self.refusals)
-        else:
-            if self.stopping:  # taken in from the backlog as the stop began
-                connection.stop()
-            # The task asyncio started for this client serves it: a second task
-            # per connection would cost a few kilobytes each.
-            task = asyncio.current_task()
-            assert task is not None
-            self.connections[connection] = task
-            try:
-                await connection.serve()
-            finally:
-                del self.connections[connection]
+            refusal = asyncio.ensure_future(
+                connection.refuse("server busy", self.refusals)
+            )
+            self.refusing.add(refusal)  # a task must be held until it is done
+            refusal.add_done_callback(self.refusing.discard)
+            return
+        if self.stopping:  # taken in from the backlog as the stop began
+            connection.stop()
+        # One task per client: the one asyncio would start for a coroutine.
+        task = asyncio.ensure_future(connection.serve())
+        self.connections[connection] = task
+        task.add_done_callback(lambda _: self.connections.pop(connection))
 
-    async def stop(self, signum: signal.Signals, server: asyncio.Server) -> None:
-        """Stop accepting, let requests in progress finish (up to the shutdown
-        timeout), then return."""
+    def begin_stop(self, signum: signal.Signals) -> None:
+        """Let each connection finish the request in hand, or idle a moment."""
         self.stopping = True
         log.info(
             "stopping on %s: %d connections open", signum.name, len(self.connections)
         )
         for connection in self.connections:
             connection.stop()
-        await stop_accepting(server.sockets[0].fileno(), server.close)
+
+    async def wait_closed(self) -> None:
+        """Wait until every connection is closed, up to the shutdown timeout."""
         if not self.connections:
             return
         timeout = self.settings.shutdown_timeout
@@ -273,7 +276,9 @@ async def serve_until_stopped(
     address = logs.address(server.sockets[0].getsockname())
     log.info("listening on %s (%s)", address, MODEL.format(LOOP_NAME))
     signum = await stop
-    await lines.stop(signum, server)
+    lines.begin_stop(signum)
+    await stop_accepting(sock, server.close)
+    await lines.wait_closed()
     log.info("stopped")
 
 

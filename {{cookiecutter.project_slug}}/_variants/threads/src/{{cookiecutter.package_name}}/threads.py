@@ -27,6 +27,7 @@ from collections.abc import Callable
 from typing import Any
 
 from . import logs
+from .workers import BACKLOG, HANDSHAKE_SECONDS, refuse_new_clients
 
 log = logging.getLogger(__name__)
 
@@ -141,12 +142,24 @@ class ManagedServer(socketserver.TCPServer):
         """Accept clients until a stop; then admit those already waiting in the
         listen backlog, which closing the socket would reset, and close it."""
         self.serve_forever(poll_interval=0.1)
-        waiting = select.poll()
-        waiting.register(self.socket, select.POLLIN)
-        # The socket is non-blocking (see workers.py): a client that another worker
-        # takes first ends this accept instead of blocking it.
-        while waiting.poll(0):
-            self._handle_request_noblock()
+        refuse_new_clients(self.socket)
+        time.sleep(HANDSHAKE_SECONDS)
+        # At most a backlog's worth: those that were waiting as the stop began. The
+        # socket is non-blocking (see workers.py): once none is left, or another
+        # worker took the last, accept() fails instead of blocking.
+        for _ in range(BACKLOG):
+            try:
+                request, client_address = self.get_request()
+            except OSError:
+                break
+            if not self.verify_request(request, client_address):
+                self.shutdown_request(request)
+                continue
+            try:
+                self.process_request(request, client_address)
+            except Exception:
+                self.handle_error(request, client_address)
+                self.shutdown_request(request)
         self.server_close()
         with self._changed:
             self._accepting = False

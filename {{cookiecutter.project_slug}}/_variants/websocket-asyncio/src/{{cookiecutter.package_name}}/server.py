@@ -170,10 +170,7 @@ async def serve_until_stopped(
         "stopping on %s: %d connections open", signum.name, len(server.connections)
     )
     conversations.stop(server)
-    await stop_accepting(
-        server.sockets[0].fileno(),
-        functools.partial(server.close, close_connections=False),
-    )
+    await stop_accepting(sock, functools.partial(server.close, close_connections=False))
     await eventloop.drain(
         server.wait_closed(),
         settings.shutdown_timeout,
