@@ -40,6 +40,19 @@ def test_a_killed_worker_loses_only_its_clients_and_is_replaced(
     assert server.stop() == 0
 
 
+def test_a_worker_stopped_alone_leaves_the_port_to_the_others(
+    start_server: StartServer,
+) -> None:
+    server = start_server(workers=2)
+    stopped, _ = server.wait_for_workers(2)
+    os.kill(stopped, signal.SIGTERM)
+    server.wait_for_log(rf"worker \d \(pid {stopped}\) exited .*; starting another")
+    for _ in range(10):  # new clients, handshake and all
+        with socket.create_connection(server.address, TIMEOUT_SECONDS) as sock:
+            round_trip(sock)
+    assert server.stop() == 0
+
+
 def connection_ended(sock: socket.socket) -> bool:
     """Whether the server's end of `sock` has gone (closed or reset)."""
     try:

@@ -52,6 +52,9 @@ STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT}
 SIGNALS = STOP_SIGNALS | {signal.SIGCHLD, signal.SIGALRM}
 
 ServeSocket = Callable[[socket.socket], None]
+# Set in a worker process: there the supervisor turns new clients away, for every
+# worker at once, and a worker that stops alone leaves the port to the others.
+in_worker = False
 
 
 def serve(settings: Settings, serve_socket: ServeSocket) -> None:
@@ -88,7 +91,7 @@ def refuse_new_clients(sock: socket.socket) -> None:
     balancer tries another server once its connect timeout passes. Linux only:
     elsewhere, and where a sandbox forbids socket filters, this does nothing.
     """
-    if sys.platform != "linux":
+    if sys.platform != "linux" or in_worker:
         return
     program = b"".join(struct.pack("HBBI", *op) for op in DROP_SYNS)
     code = ctypes.create_string_buffer(program)  # the kernel copies it
@@ -208,9 +211,10 @@ class Supervisor:
     def stop(self, signum: signal.Signals) -> None:
         """Let every worker drain, then return; kill those that never end."""
         log.info("stopping on %s: %d workers", signum.name, len(self.workers))
-        # First, this process's own copy of the listening socket: while it is
-        # open the kernel goes on completing handshakes that no worker, once
-        # stopping, would ever accept.
+        # First, new clients are turned away, and this process's own copy of the
+        # listening socket is closed: while it is open the kernel goes on
+        # completing handshakes that no worker, once stopping, would accept.
+        refuse_new_clients(self.sock)
         self.sock.close()
         for pid in self.workers:
             with contextlib.suppress(ProcessLookupError):
@@ -237,6 +241,8 @@ class Supervisor:
 
 def work(sock: socket.socket, serve_socket: ServeSocket, lifeline: int) -> NoReturn:
     """A worker's life: serve the inherited socket until stopped, then exit."""
+    global in_worker
+    in_worker = True
     status = 1
     try:
         # Started with the stop signals blocked, as every thread of a worker
