@@ -12,8 +12,8 @@ import sys
 import psutil
 import pytest
 
+from {{ cookiecutter.package_name }} import workers
 from {{ cookiecutter.package_name }}.probe import round_trip
-from {{ cookiecutter.package_name }}.workers import listen, refuse_new_clients
 
 from .serverprocess import ServerProcess, StartServer, run_server_command
 
@@ -63,9 +63,9 @@ def connection_ended(sock: socket.socket) -> bool:
 
 def test_stop_ends_every_worker_and_exits_0(start_server: StartServer) -> None:
     server = start_server(workers=3)
-    workers = [psutil.Process(pid) for pid in server.wait_for_workers(3)]
+    processes = [psutil.Process(pid) for pid in server.wait_for_workers(3)]
     assert server.stop() == 0
-    assert not [worker for worker in workers if worker.is_running()]
+    assert not [worker for worker in processes if worker.is_running()]
     assert "stopping on SIGTERM: 3 workers" in server.log
 
 
@@ -101,10 +101,10 @@ def test_one_worker_is_the_server_alone(server: ServerProcess) -> None:
 def test_a_stopping_socket_drops_new_handshakes_and_keeps_its_backlog() -> None:
     """What lets a stop close its port without resetting a client: new clients'
     SYNs are dropped, while one already connected stays to be accepted."""
-    with listen("127.0.0.1", 0) as sock:
+    with workers.listen("127.0.0.1", 0) as sock:
         address = sock.getsockname()
         with socket.create_connection(address, TIMEOUT_SECONDS) as waiting:
-            refuse_new_clients(sock)
+            workers.refuse_new_clients(sock)
             with pytest.raises(TimeoutError):
                 socket.create_connection(address, timeout=0.5)
             accepted, _ = sock.accept()
