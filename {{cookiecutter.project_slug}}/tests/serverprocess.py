@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import dataclasses
 import os
@@ -28,6 +29,7 @@ READY = re.compile(r"listening on \[?([^\s\]]+)\]?:(\d+)")
 # The ready line each worker process logs, unlike the supervisor's (workers.py).
 WORKER_READY = re.compile(r"\.(?!workers\[)\w+\[(\d+)\]: listening on ")
 TRIES = 50  # connections made before a worker that should get one is not found
+CLIENTS = 200  # made one after another, to see how the workers share them
 # Runs the server with a handler from the tests in place of the project's own.
 WITH_HANDLER = (
     "import sys; from importlib import import_module; "
@@ -194,6 +196,17 @@ def read_until_closed(sock: socket.socket) -> bytes:
     except ConnectionResetError:
         pass
     return received
+
+
+def assert_workers_share(workers: list[int], served_by: Callable[[], int]) -> None:
+    """Make CLIENTS round trips, each returning the pid of the worker that served
+    it, and check that every one of `workers` served a real share of them."""
+    served = collections.Counter(served_by() for _ in range(CLIENTS))
+    assert set(served) == set(workers), served
+    # Each round trip ends before the next client comes, so whichever worker is
+    # scheduled first takes it: about half each on a quiet machine, as little as
+    # a tenth on a busy one. A worker that only now and then gets one fails.
+    assert min(served.values()) >= CLIENTS // 40, served
 
 
 def run_server_command(
