@@ -81,23 +81,29 @@ def listen(host: str, port: int) -> socket.socket:
     return sock
 
 
-def refuse_new_clients(sock: socket.socket) -> None:
-    """Have the kernel drop new clients' SYNs to `sock`, ahead of closing it.
+def refuse_new_clients(sock: socket.socket) -> bool:
+    """Have the kernel drop new clients' SYNs to `sock`, ahead of closing it; return
+    whether it does.
 
     Closing a listening socket resets the clients whose handshake is under way,
     which believe they are connected: one that has sent its request loses it. With
     SYNs dropped, handshakes under way complete (accept them before closing), and a
     new client sends its SYN again a second later, to be refused by then; a load
-    balancer tries another server once its connect timeout passes. Linux only:
-    elsewhere, and where a sandbox forbids socket filters, this does nothing.
+    balancer tries another server once its connect timeout passes. Linux only, and
+    recent kernels allow it only with CAP_NET_ADMIN (root has it; the image's user
+    does not): elsewhere this does nothing, and new clients are served until the
+    socket closes.
     """
     if sys.platform != "linux" or in_worker:
-        return
+        return False
     program = b"".join(struct.pack("HBBI", *op) for op in DROP_SYNS)
     code = ctypes.create_string_buffer(program)  # the kernel copies it
     fprog = struct.pack("HP", len(DROP_SYNS), ctypes.addressof(code))
-    with contextlib.suppress(OSError):
+    try:
         sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_FILTER, fprog)
+    except OSError:  # not permitted
+        return False
+    return True
 
 
 def cannot_listen(host: str, port: int, error: OSError) -> ConfigError:

@@ -65,8 +65,8 @@ def stop_signal() -> asyncio.Future[signal.Signals]:
 async def stop_accepting(sock: socket.socket, close: Callable[[], object]) -> None:
     """Close the server's listening socket, `sock`, once the loop has taken in the
     clients already waiting in its backlog, which closing it would reset."""
-    refuse_new_clients(sock)
-    await asyncio.sleep(HANDSHAKE_SECONDS)
+    if refuse_new_clients(sock):
+        await asyncio.sleep(HANDSHAKE_SECONDS)
     loop = asyncio.get_running_loop()
     waiting = select.poll()
     waiting.register(sock, select.POLLIN)

@@ -142,8 +142,8 @@ class ManagedServer(socketserver.TCPServer):
         """Accept clients until a stop; then admit those already waiting in the
         listen backlog, which closing the socket would reset, and close it."""
         self.serve_forever(poll_interval=0.1)
-        refuse_new_clients(self.socket)
-        time.sleep(HANDSHAKE_SECONDS)
+        if refuse_new_clients(self.socket):
+            time.sleep(HANDSHAKE_SECONDS)
         # At most a backlog's worth: those that were waiting as the stop began. The
         # socket is non-blocking (see workers.py): once none is left, or another
         # worker took the last, accept() fails instead of blocking.
