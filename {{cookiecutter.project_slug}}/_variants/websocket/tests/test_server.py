@@ -307,6 +307,21 @@ def test_stop_answers_a_message_on_its_way(start_server: StartServer) -> None:
     assert server.process.wait(15) == 0
 
 
+def test_stop_answers_a_handshake_on_its_way(start_server: StartServer) -> None:
+    """A client that connected as the stop began gets its WebSocket, and its message
+    answered, then the connection is closed: a 503 here is what a load balancer
+    would bounce between two replicas stopping at once."""
+    server = start_server(shutdown_timeout=60)
+    with socket.create_connection(server.address, TIMEOUT_SECONDS) as sock:
+        server.process.send_signal(signal.SIGTERM)
+        server.wait_for_log("stopping")
+        with client(server.address, sock=sock) as websocket:
+            websocket.send("just in time")
+            assert websocket.recv(TIMEOUT_SECONDS) == "just in time"
+            assert_closed_with(websocket, 1001)
+    assert server.process.wait(15) == 0
+
+
 def test_stop_closes_the_port(start_server: StartServer) -> None:
     """New clients are refused, so that a load balancer tries another server."""
     server = start_server(handler=TEST_HANDLER)

@@ -22,7 +22,9 @@ STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 # At a stop, how long idle connections have to send a request that a client (or a
 # load balancer) sent just before it.
 STOP_GRACE_SECONDS = 2.0
-BACKLOG_SECONDS = 1.0  # the longest a stop waits for the backlog to be taken in
+# The longest a stop waits for the backlog to be taken in, and handshakes to end.
+BACKLOG_SECONDS = 1.0
+OPENING_POLL_SECONDS = 0.005  # how often it looks at the handshakes meanwhile
 # Loop turns from accepting a client to the server knowing it (its protocol's
 # connection_made): two in asyncio's own loop, one in uvloop's; and one to spare.
 TAKE_IN_TURNS = 4
@@ -62,17 +64,27 @@ def stop_signal() -> asyncio.Future[signal.Signals]:
     return stop
 
 
-async def stop_accepting(sock: socket.socket, close: Callable[[], object]) -> None:
+async def stop_accepting(
+    sock: socket.socket,
+    close: Callable[[], object],
+    opening: Callable[[], bool] = lambda: False,
+) -> None:
     """Close the server's listening socket, `sock`, once the loop has taken in the
-    clients already waiting in its backlog, which closing it would reset."""
+    clients already waiting in its backlog, which closing it would reset, and no
+    client taken in is still `opening` its connection (a WebSocket handshake)."""
     if refuse_new_clients(sock):
         await asyncio.sleep(HANDSHAKE_SECONDS)
     loop = asyncio.get_running_loop()
     waiting = select.poll()
     waiting.register(sock, select.POLLIN)
     deadline = loop.time() + BACKLOG_SECONDS
-    while waiting.poll(0) and loop.time() < deadline:
-        await asyncio.sleep(0)  # the loop accepts them, as it accepts any client
+    while loop.time() < deadline:
+        if waiting.poll(0):
+            await asyncio.sleep(0)  # the loop accepts them, as it accepts any client
+        elif opening():
+            await asyncio.sleep(OPENING_POLL_SECONDS)
+        else:
+            break
     close()
     for _ in range(TAKE_IN_TURNS):  # until the server knows each of them
         await asyncio.sleep(0)

@@ -25,6 +25,7 @@ from websockets.asyncio.server import Server, ServerConnection
 from websockets.exceptions import ConnectionClosed
 from websockets.frames import CloseCode
 from websockets.http11 import Request, Response
+from websockets.protocol import State
 
 from . import eventloop, logs, pages
 from .config import setting
@@ -64,17 +65,18 @@ class Conversations:
         self.stopping = False
 
     def route(self, connection: ServerConnection, request: Request) -> Response | None:
-        if self.stopping:
-            reason = "server shutting down"
         # Itself included: the connections accepted so far, handshake done or not.
-        elif len(self.opened) > self.settings.max_connections:
-            reason = "server busy"
-        else:
+        if len(self.opened) <= self.settings.max_connections:
             return pages.route(connection, request)
         self.refusals.warning(
-            f"refused {logs.address(connection.remote_address)}: {reason}"
+            f"refused {logs.address(connection.remote_address)}: server busy"
         )
-        return connection.respond(HTTPStatus.SERVICE_UNAVAILABLE, f"{reason}\n")
+        return connection.respond(HTTPStatus.SERVICE_UNAVAILABLE, "server busy\n")
+
+    def opening(self) -> bool:
+        """Whether a client is still in its opening handshake: websockets answers
+        503 to those that end once the listening socket is closed."""
+        return any(c.protocol.state is State.CONNECTING for c in self.opened)
 
     def connection_class(self) -> type[ServerConnection]:
         """websockets' connection, known to these conversations from the moment it
@@ -132,8 +134,8 @@ class Conversations:
                     connection.transport.abort()
 
     def stop(self, server: Server) -> None:
-        """Refuse new handshakes; busy connections close after their reply, and
-        idle ones after a moment to send a message already on their way."""
+        """Busy connections close after their reply; idle ones, and those opened
+        by a handshake on its way, after a moment to send a message."""
         self.stopping = True
         loop = asyncio.get_running_loop()
         loop.call_later(STOP_GRACE_SECONDS, self.end_grace, server)
@@ -170,7 +172,8 @@ async def serve_until_stopped(
         "stopping on %s: %d connections open", signum.name, len(server.connections)
     )
     conversations.stop(server)
-    await stop_accepting(sock, functools.partial(server.close, close_connections=False))
+    close = functools.partial(server.close, close_connections=False)
+    await stop_accepting(sock, close, opening=conversations.opening)
     await eventloop.drain(
         server.wait_closed(),
         settings.shutdown_timeout,

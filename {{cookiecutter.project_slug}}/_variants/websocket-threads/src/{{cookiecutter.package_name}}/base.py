@@ -95,7 +95,9 @@ class WebSocketServer(ManagedServer):
     def route(self, connection: ServerConnection, request: Request) -> Response | None:
         with self.lock:  # its request is in: the handshake ends without waiting
             self.awaiting_request.discard(connection.socket)
-        if self.stopping:  # a WebSocket opened now would be closed in a moment
+        # A stop answers a handshake on its way, as it does a message, until its
+        # grace is over: a WebSocket opened then would be closed at once.
+        if self.grace_over:
             return connection.respond(
                 HTTPStatus.SERVICE_UNAVAILABLE, "server shutting down\n"
             )
