@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 from typing import Any
 
 import pytest
 
-from .helpers import TEMPLATE
+from .helpers import TEMPLATE, missing
 
 
 @pytest.fixture
@@ -34,14 +33,12 @@ def docker_available() -> str | None:
 def docker() -> None:
     """A Docker engine to run the container tests on: where there is none, they
     skip and say how to get one, or fail where TEMPLATE_REQUIRE_DOCKER is set."""
-    if (problem := docker_available()) is None:
-        return
-    if os.environ.get("TEMPLATE_REQUIRE_DOCKER"):
-        pytest.fail(f"container tests required, but {problem}")
-    pytest.skip(
-        f'{problem}: start Docker, or run eval "$(tests/docker/start-engine.sh)" '
-        "(Debian, as root, with docker.io and debootstrap)"
-    )
+    if (problem := docker_available()) is not None:
+        missing(
+            problem,
+            'start Docker, or run eval "$(tests/docker/start-engine.sh)" '
+            "(Debian, as root, with docker.io and debootstrap)",
+        )
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:

@@ -9,7 +9,7 @@ import os
 import subprocess
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, NoReturn
 
 import pytest
 from yamllint import linter
@@ -60,6 +60,14 @@ def assert_yaml_lint_clean(path: Path) -> None:
     )
     problems = list(linter.run(path.read_text(), config, str(path)))
     assert not problems, f"{path.name}: {[str(p) for p in problems]}"
+
+
+def missing(problem: str, remedy: str) -> NoReturn:
+    """End a container test that cannot run here: fail where TEMPLATE_REQUIRE_DOCKER
+    is set, or else skip, saying how to get what is missing."""
+    if os.environ.get("TEMPLATE_REQUIRE_DOCKER"):
+        pytest.fail(f"container tests required, but {problem}")
+    pytest.skip(f"{problem}: {remedy}")
 
 
 def run(

@@ -46,6 +46,7 @@ from .helpers import (
     TEMPLATE,
     assert_yaml_lint_clean,
     clean_environment,
+    missing,
     run,
 )
 from .test_containers import CLIENTS
@@ -79,13 +80,11 @@ def compose(docker: None) -> list[str]:
     if shutil.which("docker-compose"):
         return ["docker-compose"]
     plugin = subprocess.run(["docker", "compose", "version"], capture_output=True)
-    if plugin.returncode == 0:
-        return ["docker", "compose"]
-    if os.environ.get("TEMPLATE_REQUIRE_DOCKER"):
-        pytest.fail("container tests required, but there is no Compose")
-    pytest.skip(
-        "no Compose: install docker-compose (Debian's package) or docker compose"
-    )
+    if plugin.returncode != 0:
+        missing(
+            "no Compose", "install docker-compose (Debian's package) or docker compose"
+        )
+    return ["docker", "compose"]
 
 
 @pytest.fixture(scope="session")
