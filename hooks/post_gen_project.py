@@ -5,10 +5,11 @@ rendered under ``_variants/``, one folder per layer, each folder mirroring the
 project tree. A cell's layers, most general first:
 
     asyncio/                (asyncio) the event loop, any protocol
-    threads/                (thread models) admission and graceful stop, any protocol
-    threadpool/             (threadpool) the pool mix-in, any protocol
+    threads/                (thread models) conversations, signals, stop, any protocol
+    threadpool/             (threadpool) the I/O loop and the pool, any protocol
+    connection/             (threaded, blocking) a thread serves a connection
     <protocol>/             shared by every model of the protocol: limits, tests
-    <protocol>-threads/     shared by its thread models: connection loop, sync handler
+    <protocol>-threads/     shared by its thread models: the conversation, handler
     <protocol>-concurrent/  shared by its models serving many clients at once: tests
     <protocol>-<model>/     the model itself: server.py
 
@@ -34,8 +35,8 @@ ANSWERS = r"""{{ {
 LAYERS = {
     "asyncio": (("asyncio",), ("concurrent", "asyncio")),
     "threadpool": (("threads", "threadpool"), ("threads", "concurrent", "threadpool")),
-    "threaded": (("threads",), ("threads", "concurrent", "threaded")),
-    "blocking": (("threads",), ("threads", "blocking")),
+    "threaded": (("threads", "connection"), ("threads", "concurrent", "threaded")),
+    "blocking": (("threads", "connection"), ("threads", "blocking")),
 }
 VARIANTS = "_variants"
 # What only a project with a Dockerfile has: the manifests and the replicas

@@ -7,12 +7,9 @@ from __future__ import annotations
 import os
 import signal
 import socket
-import sys
 
 import psutil
-import pytest
 
-from {{ cookiecutter.package_name }} import workers
 from {{ cookiecutter.package_name }}.probe import round_trip
 
 from .serverprocess import ServerProcess, StartServer, run_server_command
@@ -95,29 +92,3 @@ def test_a_second_server_on_the_same_port_fails_clearly(
 def test_one_worker_is_the_server_alone(server: ServerProcess) -> None:
     assert psutil.Process(server.process.pid).children() == []
     assert "worker processes" not in server.log
-
-
-def test_refusing_new_clients_keeps_those_waiting() -> None:
-    """A client already waiting in the backlog of a stopping socket stays there to
-    be accepted and heard, whether or not the kernel drops new clients."""
-    with (
-        workers.listen("127.0.0.1", 0) as sock,
-        socket.create_connection(sock.getsockname(), TIMEOUT_SECONDS) as waiting,
-    ):
-        workers.refuse_new_clients(sock)
-        accepted, _ = sock.accept()
-        with accepted:
-            waiting.sendall(b"still here")
-            assert accepted.recv(100) == b"still here"
-
-
-@pytest.mark.skipif(sys.platform != "linux", reason="a Linux socket filter")
-def test_refusing_new_clients_drops_their_handshakes() -> None:
-    """What lets a stop close its port without resetting a client mid-handshake."""
-    with workers.listen("127.0.0.1", 0) as sock:
-        dropping = workers.refuse_new_clients(sock)
-        if not dropping and os.geteuid() != 0:
-            pytest.skip("recent kernels let only CAP_NET_ADMIN (root) filter a socket")
-        assert dropping
-        with pytest.raises(TimeoutError):
-            socket.create_connection(sock.getsockname(), timeout=0.5)

@@ -14,7 +14,8 @@ from .server import Handler, Settings, serve
 
 
 def main(argv: Sequence[str] | None = None, handler: Handler | None = None) -> int:
-    """Serve until SIGTERM or SIGINT, then drain; exit 0, or 2 if misconfigured.
+    """Serve until SIGTERM or SIGINT, then drain; exit 0, 1 if the drain ran out
+    of time, or 2 if misconfigured.
 
     `handler` replaces the project's own, as the tests do.
     """
@@ -26,11 +27,10 @@ def main(argv: Sequence[str] | None = None, handler: Handler | None = None) -> i
             serve_socket = functools.partial(serve, settings)
         else:
             serve_socket = functools.partial(serve, settings, handler=handler)
-        workers.serve(settings, serve_socket)
+        return workers.serve(settings, serve_socket)
     except ConfigError as error:
         print(f"{PROG}: error: {error}", file=sys.stderr)
         return 2
-    return 0
 
 
 def raise_open_file_limit() -> None:

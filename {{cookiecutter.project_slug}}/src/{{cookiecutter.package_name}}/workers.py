@@ -3,7 +3,8 @@
 With one worker (the default) the server runs in this process. With more, this
 process binds the port, forks the workers, which all accept from that one socket,
 and watches over them: a worker that dies is logged and replaced, and SIGTERM or
-SIGINT stops every worker gracefully before this process exits 0. Each worker is
+SIGINT stops every worker gracefully before this process exits: with status 0, or
+1 if a worker's drain ran out of time, as a single server does. Each worker is
 the same server a single process is, with its own limits and its own graceful stop.
 
 The workers inherit one socket rather than each binding the port with
@@ -15,13 +16,11 @@ connections to the others instead of stranding those the kernel hashed to it.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import dataclasses
 import logging
 import os
 import signal
 import socket
-import struct
 import sys
 import threading
 import time
@@ -34,16 +33,7 @@ from .config import ConfigError, Settings
 log = logging.getLogger(__name__)
 
 BACKLOG = 128  # connections the kernel holds for the workers to accept
-HANDSHAKE_SECONDS = 0.1  # at a stop, for handshakes under way: a round trip or two
-SO_ATTACH_FILTER = 26  # Linux's, which the socket module does not name
-# A classic BPF program for a listening socket, which sees each packet from its TCP
-# header on: drop a SYN (bit 0x02 of the flags, byte 13), let the rest through.
-DROP_SYNS = (
-    (0x30, 0, 0, 13),  # load the flags byte
-    (0x45, 1, 0, 0x02),  # SYN set: skip to the last instruction
-    (0x06, 0, 0, 0xFFFFFFFF),  # keep the packet
-    (0x06, 0, 0, 0),  # drop it
-)
+DRAIN_TIMED_OUT = 1  # the exit status of a stop that had to cut requests off
 RESTART_DELAY_SECONDS = 1.0  # for a worker that dies this soon after it started
 MAX_RESTART_DELAY = 30.0  # however often it dies at once
 KILL_AFTER_SECONDS = 5.0  # past the shutdown timeout, for a worker that never ends
@@ -52,18 +42,30 @@ STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT}
 SIGNALS = STOP_SIGNALS | {signal.SIGCHLD, signal.SIGALRM}
 
 ServeSocket = Callable[[socket.socket], None]
-# Set in a worker process: there the supervisor turns new clients away, for every
-# worker at once, and a worker that stops alone leaves the port to the others.
-in_worker = False
 
 
-def serve(settings: Settings, serve_socket: ServeSocket) -> None:
-    """Bind the port, then serve it here or in `settings.workers` processes."""
+def serve(settings: Settings, serve_socket: ServeSocket) -> int:
+    """Bind the port, then serve it here or in `settings.workers` processes; return
+    the exit status."""
     sock = listen(settings.host, settings.port)
     if settings.workers == 1:
         serve_socket(sock)
-    else:
-        Supervisor(sock, serve_socket, settings).run()
+        return 0
+    return Supervisor(sock, serve_socket, settings).run()
+
+
+def give_up(busy: int, shutdown_timeout: float) -> NoReturn:
+    """End a drain that ran out of time: say so, and exit at once with a status
+    that an orchestrator sees (a thread still in the handler would hold up a
+    normal exit)."""
+    log.warning(
+        "%d connections still busy after %gs; exiting with status %d",
+        busy,
+        shutdown_timeout,
+        DRAIN_TIMED_OUT,
+    )
+    logging.shutdown()
+    os._exit(DRAIN_TIMED_OUT)
 
 
 def listen(host: str, port: int) -> socket.socket:
@@ -79,31 +81,6 @@ def listen(host: str, port: int) -> socket.socket:
     # another goes back to waiting rather than hanging in accept().
     sock.setblocking(False)
     return sock
-
-
-def refuse_new_clients(sock: socket.socket) -> bool:
-    """Have the kernel drop new clients' SYNs to `sock`, ahead of closing it; return
-    whether it does.
-
-    Closing a listening socket resets the clients whose handshake is under way,
-    which believe they are connected: one that has sent its request loses it. With
-    SYNs dropped, handshakes under way complete (accept them before closing), and a
-    new client sends its SYN again a second later, to be refused by then; a load
-    balancer tries another server once its connect timeout passes. Linux only, and
-    recent kernels allow it only with CAP_NET_ADMIN (root has it; the image's user
-    does not): elsewhere this does nothing, and new clients are served until the
-    socket closes.
-    """
-    if sys.platform != "linux" or in_worker:
-        return False
-    program = b"".join(struct.pack("HBBI", *op) for op in DROP_SYNS)
-    code = ctypes.create_string_buffer(program)  # the kernel copies it
-    fprog = struct.pack("HP", len(DROP_SYNS), ctypes.addressof(code))
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_FILTER, fprog)
-    except OSError:  # not permitted
-        return False
-    return True
 
 
 def cannot_listen(host: str, port: int, error: OSError) -> ConfigError:
@@ -138,7 +115,8 @@ class Supervisor:
         # and they stop with it rather than serve on as orphans.
         self.lifeline, self.lifeline_end = os.pipe()
 
-    def run(self) -> None:
+    def run(self) -> int:
+        """Serve until a stop signal; return the exit status."""
         # Taken by sigwait below. Blocked before the first fork, the stop signals
         # stay blocked in a worker until its server is ready to take them.
         signal.pthread_sigmask(signal.SIG_BLOCK, SIGNALS)
@@ -147,7 +125,7 @@ class Supervisor:
         address = logs.address(self.sock.getsockname())
         log.info("listening on %s (%d worker processes)", address, self.count)
         signum = self.supervise()
-        self.stop(signum)
+        return self.stop(signum)
 
     def start(self, number: int) -> None:
         try:
@@ -214,14 +192,15 @@ class Supervisor:
             if (worker := self.workers.pop(pid, None)) is not None:
                 yield pid, worker, status
 
-    def stop(self, signum: signal.Signals) -> None:
-        """Let every worker drain, then return; kill those that never end."""
+    def stop(self, signum: signal.Signals) -> int:
+        """Let every worker drain, then return the exit status: 0 if every worker
+        drained in time. Kill those that never end."""
         log.info("stopping on %s: %d workers", signum.name, len(self.workers))
-        # First, new clients are turned away, and this process's own copy of the
-        # listening socket is closed: while it is open the kernel goes on
-        # completing handshakes that no worker, once stopping, would accept.
-        refuse_new_clients(self.sock)
+        # First, this process's own copy of the listening socket is closed: while
+        # it is open the kernel goes on completing handshakes that no worker,
+        # once stopping, would accept.
         self.sock.close()
+        status = 0
         for pid in self.workers:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGTERM)
@@ -230,12 +209,14 @@ class Supervisor:
         signal.setitimer(signal.ITIMER_REAL, give_up)
         while self.workers and time.monotonic() < deadline:
             signal.sigwait(SIGNALS)  # a second stop signal changes nothing
-            for pid, worker, status in self.reap():
-                if status != 0:
+            for pid, worker, ending in self.reap():
+                if ending != 0:
+                    status = DRAIN_TIMED_OUT
                     log.warning(
-                        "worker %d (pid %d) %s", worker.number, pid, ended(status)
+                        "worker %d (pid %d) %s", worker.number, pid, ended(ending)
                     )
         for pid, worker in self.workers.items():
+            status = DRAIN_TIMED_OUT
             log.warning(
                 "worker %d (pid %d) did not stop; killing it", worker.number, pid
             )
@@ -243,12 +224,11 @@ class Supervisor:
             os.waitpid(pid, 0)
         signal.setitimer(signal.ITIMER_REAL, 0)
         log.info("stopped")
+        return status
 
 
 def work(sock: socket.socket, serve_socket: ServeSocket, lifeline: int) -> NoReturn:
     """A worker's life: serve the inherited socket until stopped, then exit."""
-    global in_worker
-    in_worker = True
     status = 1
     try:
         # Started with the stop signals blocked, as every thread of a worker

@@ -305,15 +305,16 @@ def test_stop_lets_every_worker_finish_its_requests(start_server: StartServer) -
     assert not [pid for pid in workers if psutil.pid_exists(pid)]
 
 
+@pytest.mark.parametrize("workers", [1, 2])
 def test_stop_gives_up_on_requests_after_the_shutdown_timeout(
-    start_server: StartServer,
+    start_server: StartServer, workers: int
 ) -> None:
-    server = start_server(handler=TEST_APP, shutdown_timeout=0.5)
+    server = start_server(workers=workers, handler=TEST_APP, shutdown_timeout=0.5)
     with socket.create_connection(server.address, TIMEOUT_SECONDS) as sock:
         sock.sendall(b"GET /sleep/60 HTTP/1.1\r\nHost: x\r\n\r\n")
         server.wait_for_log("sleep started")
-        assert server.stop() == 0
-    assert "1 connections still busy after 0.5s" in server.log
+        assert server.stop() == 1  # an orchestrator sees the requests cut off
+    assert "1 connections still busy after 0.5s; exiting with status 1" in server.log
 
 
 def test_stop_closes_idle_connections(start_server: StartServer) -> None:

@@ -1,4 +1,4 @@
-"""The pool's queue: clients beyond the workers wait their turn, for a while."""
+"""The pool: one thread holds every client, workers run only complete requests."""
 
 from __future__ import annotations
 
@@ -8,30 +8,36 @@ from .serverprocess import StartServer
 TEST_HANDLER = "tests.handlers:handle"
 
 
-def test_a_queued_client_is_served_when_a_worker_frees(
+def test_a_worker_is_free_while_its_client_stays_connected(
     start_server: StartServer,
 ) -> None:
-    server = start_server(pool_size=1, max_connections=2)
-    with LineClient(server.address) as first, LineClient(server.address) as queued:
+    server = start_server(pool_size=1)
+    with LineClient(server.address) as first, LineClient(server.address) as second:
         assert first.request("first") == "first"
-        queued.send(b"queued\n")
-        assert not queued.has_answer(within=1.0)
-        with LineClient(server.address) as refused:
-            assert refused.read_line() == "ERROR server busy"
-        first.close()
-        assert queued.read_line() == "queued"
+        assert second.request("second") == "second"  # from the only worker
+        assert first.request("first again") == "first again"
 
 
-def test_a_client_queued_past_the_idle_timeout_is_turned_away(
+def test_a_request_waits_for_a_free_worker(start_server: StartServer) -> None:
+    server = start_server(handler=TEST_HANDLER, pool_size=1)
+    with LineClient(server.address) as busy, LineClient(server.address) as waiting:
+        busy.send(b"sleep 1\n")
+        server.wait_for_log("sleep started")
+        waiting.send(b"waiting\n")
+        assert not waiting.has_answer(within=0.5)  # the only worker sleeps
+        assert busy.read_line() == "slept 1"
+        assert waiting.read_line() == "waiting"
+
+
+def test_a_request_that_waits_past_the_idle_timeout_is_turned_away(
     start_server: StartServer,
 ) -> None:
-    server = start_server(
-        handler=TEST_HANDLER, pool_size=1, max_connections=2, idle_timeout=1
-    )
-    with LineClient(server.address) as busy, LineClient(server.address) as queued:
+    server = start_server(handler=TEST_HANDLER, pool_size=1, idle_timeout=1)
+    with LineClient(server.address) as busy, LineClient(server.address) as waiting:
         busy.send(b"sleep 4\n")
         server.wait_for_log("sleep started")
-        queued.send(b"hello\n")
-        assert queued.read_line() == "ERROR server busy"
-        assert queued.is_closed_by_server()
+        waiting.send(b"hello\n")
+        assert waiting.read_line() == "ERROR server busy"
+        assert waiting.is_closed_by_server()
         assert busy.read_line() == "slept 4"
+    server.wait_for_log(r"refused a request from .*: server busy")

@@ -242,15 +242,16 @@ def test_stop_closes_the_port(start_server: StartServer) -> None:
     assert server.process.wait(15) == 0
 
 
+@pytest.mark.parametrize("workers", [1, 2])
 def test_stop_gives_up_on_requests_after_the_shutdown_timeout(
-    start_server: StartServer,
+    start_server: StartServer, workers: int
 ) -> None:
-    server = start_server(handler=TEST_HANDLER, shutdown_timeout=0.5)
+    server = start_server(workers=workers, handler=TEST_HANDLER, shutdown_timeout=0.5)
     with LineClient(server.address) as client:
         client.send(b"sleep 60\n")
         server.wait_for_log("sleep started")
-        assert server.stop() == 0
-    assert "still busy" in server.log
+        assert server.stop() == 1  # an orchestrator sees the requests cut off
+    assert "1 connections still busy after 0.5s; exiting with status 1" in server.log
 
 
 def test_leaks_no_threads_or_files(start_server: StartServer) -> None:

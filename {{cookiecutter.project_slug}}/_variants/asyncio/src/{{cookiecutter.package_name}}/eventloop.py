@@ -6,17 +6,13 @@ uvloop is an optional extra (``pip install '.[uvloop]'``): a faster drop-in loop
 from __future__ import annotations
 
 import asyncio
-import logging
-import os
 import select
 import signal
 import socket
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
-from .workers import HANDSHAKE_SECONDS, refuse_new_clients
-
-log = logging.getLogger(__name__)
+from .workers import give_up
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 # At a stop, how long idle connections have to send a request that a client (or a
@@ -72,8 +68,6 @@ async def stop_accepting(
     """Close the server's listening socket, `sock`, once the loop has taken in the
     clients already waiting in its backlog, which closing it would reset, and no
     client taken in is still `opening` its connection (a WebSocket handshake)."""
-    if refuse_new_clients(sock):
-        await asyncio.sleep(HANDSHAKE_SECONDS)
     loop = asyncio.get_running_loop()
     waiting = select.poll()
     waiting.register(sock, select.POLLIN)
@@ -93,12 +87,10 @@ async def stop_accepting(
 async def drain(
     stopped: Awaitable[None], timeout: float, busy: Callable[[], int]
 ) -> None:
-    """Wait until `stopped` is done, or exit at once after `timeout`: closing what
-    is still busy could wait on a client, or on a thread, for ever."""
+    """Wait until `stopped` is done, or exit at once after `timeout`, with status 1:
+    closing what is still busy could wait on a client, or on a thread, for ever."""
     try:
         async with asyncio.timeout(timeout):
             await stopped
     except TimeoutError:
-        log.warning("%d connections still busy after %gs; exiting", busy(), timeout)
-        logging.shutdown()
-        os._exit(0)
+        give_up(busy(), timeout)

@@ -253,17 +253,12 @@ class LineServer:
 
     async def wait_closed(self) -> None:
         """Wait until every connection is closed, up to the shutdown timeout."""
-        if not self.connections:
-            return
-        timeout = self.settings.shutdown_timeout
-        _, busy = await asyncio.wait(self.connections.values(), timeout=timeout)
-        if busy:
-            log.warning(
-                "%d connections still busy after %gs; exiting", len(busy), timeout
+        if self.connections:
+            await eventloop.drain(
+                asyncio.wait(self.connections.values()),
+                self.settings.shutdown_timeout,
+                busy=lambda: len(self.connections),
             )
-            for task in busy:
-                task.cancel()
-            await asyncio.wait(busy)
 
 
 async def serve_until_stopped(

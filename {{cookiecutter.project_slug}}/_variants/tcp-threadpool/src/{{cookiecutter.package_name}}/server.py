@@ -1,27 +1,30 @@
-"""Thread pool: socketserver.TCPServer whose connections are served by a fixed pool.
+"""Thread pool: one thread reads and writes every client; a fixed pool runs the handler.
 
-pool_size worker threads serve clients; up to max_connections - pool_size more wait
-in the pool's queue for a free worker (for at most the idle timeout), and clients
-beyond that get ``ERROR server busy`` at once instead of hanging. Memory and
-thread count stay bounded whatever the load. A worker is held for a client's whole
-connection, so many idle clients starve the pool: for those, switch to asyncio.
-See base.py for what every thread model shares.
+The I/O thread (pool.py) holds every connection, parked while it is idle, and
+hands each complete request line to one of pool_size worker threads; a worker is
+back in the pool as soon as the handler returns. Thousands of clients, idle or
+slow, cost file descriptors and buffers, while the handlers running at once (and
+the threads and memory they take) stay bounded by the pool. Requests wait for a
+free worker in the order they came, for at most the idle timeout, and then get
+``ERROR server busy``; clients beyond max_connections get it at once. See
+conversation.py for the line protocol's state, threads.py for what the thread
+models share.
 """
 
 from __future__ import annotations
 
+import functools
 import socket
 from dataclasses import dataclass
 
-from .base import Handler, LineServer, create_server
+from .conversation import Handler, LineConversation, refusal
 from .handler import handle
-from .pool import PoolSettings, ThreadPoolMixIn
+from .pool import PoolServer, PoolSettings
 from .protocol import LineSettings
-from .threads import run
 
 __all__ = ["Handler", "Settings", "serve"]
 
-MODEL = "tcp, threadpool: {} worker threads"
+MODEL = "tcp, threadpool: one I/O thread, {} worker threads"
 
 
 @dataclass(frozen=True)
@@ -29,18 +32,14 @@ class Settings(PoolSettings, LineSettings):
     pass
 
 
-class ThreadPoolServer(ThreadPoolMixIn, LineServer):
-    pass
-
-
 def serve(settings: Settings, sock: socket.socket, handler: Handler = handle) -> None:
-    """Serve clients on the pool until SIGTERM or SIGINT."""
-    server = create_server(
-        ThreadPoolServer,
-        settings,
+    """Serve clients until SIGTERM or SIGINT, their requests on the pool."""
+    server = PoolServer(
         sock,
-        handler,
+        functools.partial(LineConversation, handler, settings),
+        refusal,
         pool_size=settings.pool_size,
         max_connections=settings.max_connections,
+        queue_timeout=settings.idle_timeout,
     )
-    run(server, MODEL.format(settings.pool_size), settings.shutdown_timeout)
+    server.serve(MODEL.format(settings.pool_size), settings.shutdown_timeout)

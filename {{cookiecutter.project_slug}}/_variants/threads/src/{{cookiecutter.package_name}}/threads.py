@@ -1,236 +1,185 @@
-"""What the thread models share, whatever the protocol: admission and graceful stop.
+"""What the thread models share, whatever the protocol: the conversation a driver
+runs, the stop signals, refusals and the graceful stop's timing.
 
-Built on the standard library's socketserver. A server admits `max_connections`
-clients at once and turns the rest away with its protocol's refusal. On SIGTERM
-or SIGINT it admits the clients already waiting in the listen backlog and closes
-the listening socket, so that new clients are refused and a load balancer sends
-them elsewhere. A connection ends after the request it is serving; an idle one
-has a moment to send a request already on its way, then a pipe it polls beside
-its socket wakes it and it closes. Requests in progress get the shutdown timeout
-to finish. The models differ only in which thread serves an admitted connection:
-the accepting thread (blocking), a new one (threaded) or a pool worker
-(threadpool).
+Each protocol has a core without I/O (conversation.py): the state of one
+connection, bytes in and jobs out, results in and bytes out. A driver owns the
+sockets and the threads, and runs conversations: pool.py (threadpool: one thread
+reads and writes every socket, a fixed pool runs the jobs) or connection.py
+(threaded and blocking: a thread reads, runs and writes one connection). A driver
+calls a conversation from one thread at a time; a job is what runs the handler,
+on whichever thread the driver picks, and touches nothing of the conversation.
+
+On SIGTERM or SIGINT a driver takes in the clients already waiting in the listen
+backlog and closes its listening socket, so that new clients are refused and a
+load balancer sends them elsewhere. Each conversation is told to stop: it ends
+after the request in hand. An idle one has a moment (the grace) to receive a
+request already on its way; then it expires. Requests in progress get the
+shutdown timeout to finish; past it, the process exits with status 1.
 """
 
 from __future__ import annotations
 
-import contextlib
-import logging
-import os
-import select
+import math
+import selectors
 import signal
 import socket
-import socketserver
-import threading
 import time
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import Any, Protocol, TypeVar
 
-from . import logs
-from .workers import BACKLOG, HANDSHAKE_SECONDS, refuse_new_clients
-
-log = logging.getLogger(__name__)
+from .workers import BACKLOG
 
 RECV_BYTES = 64 * 1024
 LINGER_SECONDS = 2.0  # how long a closing connection drains what the client sends
-MAX_LINGERING = 64  # refused connections drained at once, a thread each
+MAX_REFUSING = 64  # clients being turned away at once; beyond, closed at once
 # At a stop, how long idle connections have to send a request that a client (or a
 # load balancer) sent just before it.
 STOP_GRACE_SECONDS = 2.0
-STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT}
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+Result = TypeVar("Result")
+Address = Any  # what accept() returns for the client: (host, port, ...)
 
 
-class ManagedServer(socketserver.TCPServer):
-    """A TCP server with a connection cap and a stop that connections can see."""
+class Conversation(Protocol[Result]):
+    """One connection's protocol, without I/O.
 
-    refuse_after_request = False  # whether a refusal waits for the client to speak
-
-    def __init__(
-        self,
-        sock: socket.socket,
-        connection: type[socketserver.BaseRequestHandler],
-        *,
-        refusal: Callable[[str], bytes],
-        idle_timeout: float,
-        max_connections: int,
-    ) -> None:
-        self.refusal = refusal
-        self.idle_timeout = idle_timeout
-        self.max_connections = max_connections
-        self.refusals = logs.Throttled(log)
-        self._lingering = threading.BoundedSemaphore(MAX_LINGERING)
-        self._refused: set[socket.socket] = set()  # closed by a refusal thread
-        self.stopping = False
-        self.grace_over = False
-        self._accepting = True
-        self._active: set[socket.socket] = set()
-        self._changed = threading.Condition()
-        # Readable once a stop's grace is over: wakes every connection waiting for
-        # input.
-        self._grace_reader, self._grace_writer = os.pipe()
-        # Serves a socket bound and listening already (see workers.py).
-        super().__init__(sock.getsockname(), connection, bind_and_activate=False)
-        self.socket.close()
-        self.socket = sock
-
-    def get_request(self) -> tuple[socket.socket, Any]:
-        request, client_address = self.socket.accept()
-        # Where the listening socket's non-blocking mode is inherited (BSD, macOS).
-        request.setblocking(True)
-        return request, client_address
-
-    def verify_request(self, request: Any, client_address: Any) -> bool:
-        with self._changed:
-            if len(self._active) < self.max_connections:
-                self._active.add(request)
-                return True
-        self.refuse(request, client_address, "server busy")
-        return False
-
-    def refuse(self, request: socket.socket, client_address: Any, reason: str) -> None:
-        """Turn a client away with the protocol's refusal; the caller closes it."""
-        self.refusals.warning(f"refused {logs.address(client_address)}: {reason}")
-        refusal = self.refusal(reason)
-        # Closed with the client's request unread, the connection would end in a
-        # reset that can destroy the refusal: unless too many are being turned away
-        # already, a thread of its own answers, drains the client and closes.
-        if self._lingering.acquire(blocking=False):
-            with self._changed:
-                self._refused.add(request)
-            # Not a daemon: an exit waits for it (a few seconds at most).
-            threading.Thread(
-                target=self._refuse_and_linger, args=(request, refusal)
-            ).start()
-            return
-        with contextlib.suppress(OSError):
-            request.settimeout(0)  # never wait on a client that is being turned away
-            request.send(refusal)
-
-    def _refuse_and_linger(self, request: socket.socket, refusal: bytes) -> None:
-        try:
-            with contextlib.suppress(OSError):
-                request.settimeout(LINGER_SECONDS)
-                if self.refuse_after_request:
-                    request.recv(RECV_BYTES)  # a client may not expect an early answer
-                request.sendall(refusal)
-                linger(request)
-        finally:
-            request.close()
-            self._lingering.release()
-
-    def shutdown_request(self, request: Any) -> None:
-        with self._changed:
-            self._active.discard(request)
-            self._changed.notify_all()
-            if request in self._refused:  # closed by its refusal thread
-                self._refused.discard(request)
-                return
-        super().shutdown_request(request)
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        log.exception("connection from %s failed", logs.address(client_address))
-
-    def wait_for_input(self, sock: socket.socket, timeout: float) -> bool:
-        """Whether `sock` has input (or its end) in time; False once a stop's grace
-        is over with nothing waiting on `sock`."""
-        ready = select.poll()
-        ready.register(sock, select.POLLIN)
-        ready.register(self._grace_reader, select.POLLIN)
-        return sock.fileno() in dict(ready.poll(max(timeout, 0) * 1000))
-
-    def accept_until_stopped(self) -> None:
-        """Accept clients until a stop; then admit those already waiting in the
-        listen backlog, which closing the socket would reset, and close it."""
-        self.serve_forever(poll_interval=0.1)
-        if refuse_new_clients(self.socket):
-            time.sleep(HANDSHAKE_SECONDS)
-        # At most a backlog's worth: those that were waiting as the stop began. The
-        # socket is non-blocking (see workers.py): once none is left, or another
-        # worker took the last, accept() fails instead of blocking.
-        for _ in range(BACKLOG):
-            try:
-                request, client_address = self.get_request()
-            except OSError:
-                break
-            if not self.verify_request(request, client_address):
-                self.shutdown_request(request)
-                continue
-            try:
-                self.process_request(request, client_address)
-            except Exception:
-                self.handle_error(request, client_address)
-                self.shutdown_request(request)
-        self.server_close()
-        with self._changed:
-            self._accepting = False
-            self._changed.notify_all()
-
-    def begin_stop(self) -> int:
-        """Stop accepting; return how many clients are connected."""
-        with self._changed:
-            self.stopping = True
-            open_connections = len(self._active)
-        # shutdown() waits for the accept loop, which in the blocking model is busy
-        # until its client is done: let it wait in a thread of its own.
-        threading.Thread(target=self.shutdown, daemon=True).start()
-        return open_connections
-
-    def end_grace(self) -> None:
-        """Wake every connection still waiting for input: it closes."""
-        self.grace_over = True
-        os.write(self._grace_writer, b"!")
-
-    def wait_drained(self, timeout: float) -> int:
-        """Wait until the accept loop has ended and every connection is closed;
-        return how many are still open."""
-        with self._changed:
-            self._changed.wait_for(
-                lambda: not (self._accepting or self._active), max(timeout, 0)
-            )
-            return len(self._active)
-
-
-def linger(sock: socket.socket) -> None:
-    """End a connection from the server's side without losing what was sent.
-
-    Closing a socket with unread input sends a reset, which can destroy replies the
-    client has not read yet: stop sending, then drain the client for a while.
+    After each call, the driver sends `data_to_send()`; once `finished` and all is
+    sent, it ends the connection. `next_job()` hands out a complete request as a
+    job, at most one at a time: the driver runs it (on any thread) and gives its
+    result to `finish()`.
     """
-    with contextlib.suppress(OSError):
-        sock.shutdown(socket.SHUT_WR)
-        deadline = time.monotonic() + LINGER_SECONDS
-        while (remaining := deadline - time.monotonic()) > 0:
-            sock.settimeout(remaining)
-            if not sock.recv(RECV_BYTES):
-                return
+
+    finished: bool  # nothing more to send or receive: end the connection
+    send_timeout: float  # seconds a reply may make no progress: then drop the client
+
+    def receive_data(self, data: bytes) -> None:
+        """Bytes from the client; b"" when it has finished sending."""
+
+    def data_to_send(self) -> bytes:
+        """What to send the client now, taken out of the conversation."""
+
+    def wants_data(self) -> bool:
+        """Whether to read from the client now: False to apply backpressure."""
+
+    def next_job(self) -> Callable[[], Result] | None:
+        """A request ready for the handler, taken out; None if there is none."""
+
+    def finish(self, result: Result) -> None:
+        """The result of the last job."""
+
+    @property
+    def deadline(self) -> float:
+        """When (time.monotonic()) the client will have been too slow; inf when
+        it is not up to the client (no deadline, or a job in progress)."""
+
+    def expire(self) -> None:
+        """The deadline has passed; or, after stop(), the grace is over."""
+
+    def stop(self) -> None:
+        """The server is stopping: end after the request in hand."""
+
+    def refuse(self, reason: str) -> None:
+        """Answer the job taken out with the protocol's refusal, and end."""
 
 
-def run(server: ManagedServer, model: str, shutdown_timeout: float) -> None:
-    """Serve until SIGTERM or SIGINT, then let in-flight requests finish and return."""
-    # A signal that the kernel hands to another thread cannot wake the main thread
-    # from a wait. Blocked here, before any thread starts (they all inherit the
-    # mask), the signals wait until the main thread takes them with sigwait.
-    signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
-    accepting = threading.Thread(
-        target=server.accept_until_stopped, name="accept", daemon=True
-    )
-    accepting.start()
-    log.info("listening on %s (%s)", logs.address(server.server_address), model)
-    signum = signal.sigwait(STOP_SIGNALS)
+class Refusal:
+    """A conversation that turns a client away with `reply`, then ends.
 
-    deadline = time.monotonic() + shutdown_timeout
-    open_connections = server.begin_stop()
-    log.info(
-        "stopping on %s: %d connections open",
-        signal.Signals(signum).name,
-        open_connections,
-    )
-    server.wait_drained(min(STOP_GRACE_SECONDS, shutdown_timeout))
-    server.end_grace()
-    if busy := server.wait_drained(deadline - time.monotonic()):
-        log.warning(
-            "%d connections still busy after %gs; exiting", busy, shutdown_timeout
-        )
-        logging.shutdown()
-        os._exit(0)  # a worker thread still in the handler would block a normal exit
-    log.info("stopped")
+    A client is refused with a protocol-level answer, which a connection closed
+    with the request unread would destroy (a reset): the drivers drain the
+    connection after it. `after_request` waits (briefly) for the client to speak
+    first, as a WebSocket client expects.
+    """
+
+    send_timeout = LINGER_SECONDS
+
+    def __init__(self, reply: bytes, *, after_request: bool = False) -> None:
+        self._reply = reply
+        self._out = b""
+        self.finished = False
+        self.deadline = time.monotonic() + LINGER_SECONDS
+        if not after_request:
+            self.expire()
+
+    def receive_data(self, data: bytes) -> None:
+        self.expire()
+
+    def data_to_send(self) -> bytes:
+        out, self._out = self._out, b""
+        return out
+
+    def wants_data(self) -> bool:
+        return not self.finished
+
+    def next_job(self) -> None:
+        return None
+
+    def finish(self, result: object) -> None:
+        raise AssertionError("a refusal has no job")
+
+    def expire(self) -> None:
+        if not self.finished:
+            self._out, self.finished, self.deadline = self._reply, True, math.inf
+
+    def stop(self) -> None:
+        pass  # it ends at once anyway
+
+    def refuse(self, reason: str) -> None:
+        raise AssertionError("a refusal has no job")
+
+
+Refuse = Callable[[str], Conversation[Any]]  # a protocol's refusal for a reason
+
+
+class StopSignals:
+    """SIGTERM and SIGINT as bytes on a socket that a thread can wait on.
+
+    With a handler of its own installed, a signal can never end the process,
+    whichever thread the kernel hands it to (one that the user's code started,
+    say); the C-level handler writes the signal's number to the socket.
+    """
+
+    def __init__(self) -> None:
+        self.reader, writer = socket.socketpair()
+        self.reader.setblocking(False)
+        writer.setblocking(False)
+        self._writer = writer  # held open for as long as the handlers are in place
+        signal.set_wakeup_fd(writer.fileno(), warn_on_full_buffer=False)
+        for signum in STOP_SIGNALS:
+            signal.signal(signum, lambda signum, frame: None)
+        # A worker process starts with them blocked (see workers.py): now they are
+        # handled, let them in.
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
+
+    def received(self) -> signal.Signals | None:
+        """The first stop signal received since the last call, if any."""
+        try:
+            numbers = self.reader.recv(64)
+        except BlockingIOError:
+            return None
+        for number in numbers:
+            if number in STOP_SIGNALS:
+                return signal.Signals(number)
+        return None
+
+    def wait(self) -> signal.Signals:
+        """Block until a stop signal comes; return it."""
+        with selectors.DefaultSelector() as selector:
+            selector.register(self.reader, selectors.EVENT_READ)
+            while True:
+                selector.select()
+                if (signum := self.received()) is not None:
+                    return signum
+
+
+def waiting_clients(sock: socket.socket) -> Iterator[tuple[socket.socket, Address]]:
+    """The clients already waiting in `sock`'s listen backlog, which closing it
+    would reset: at most a backlog's worth, those there as the stop began. The
+    socket is non-blocking (see workers.py): once none is left, or another
+    worker took the last, accept() fails instead of blocking."""
+    for _ in range(BACKLOG):
+        try:
+            yield sock.accept()
+        except OSError:
+            return
