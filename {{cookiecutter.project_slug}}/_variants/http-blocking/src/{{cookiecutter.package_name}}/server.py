@@ -1,11 +1,12 @@
-"""Blocking: Flask on werkzeug's WSGI handler, one connection at a time.
+"""Blocking: Flask, one connection at a time.
 
-The baseline, and honest about it: while one request is served, the next client
-waits in the listen backlog. Each request has its own connection, so a client
-holds the server only for its request, and a client that trickles its request head
-only until the idle timeout. The right model only when requests are few and quick
-and clients can wait; otherwise switch to threadpool or asyncio. See threads.py
-and base.py for what the thread models share.
+The baseline, and honest about it: while one connection is served, the next
+client waits in the listen backlog. A connection is answered the requests it has
+sent (pipelined ones too), then closed, so a client holds the server only for
+its requests, and a client that trickles its request only until the idle
+timeout. The right model only when requests are few and quick and clients can
+wait; otherwise switch to threadpool or asyncio. See conversation.py for HTTP,
+wsgi.py for the application, connection.py for how a connection is served.
 """
 
 from __future__ import annotations
@@ -13,13 +14,14 @@ from __future__ import annotations
 import socket
 
 from .app import create_app
-from .base import Handler, WsgiServer, create_server
+from .connection import ThreadedServer
+from .conversation import conversations, refusal
 from .limits import HttpSettings
-from .threads import run
+from .wsgi import Handler
 
 __all__ = ["Handler", "Settings", "serve"]
 
-MODEL = "http, blocking: Flask on werkzeug, one connection at a time"
+MODEL = "http, blocking: Flask, one connection at a time"
 
 # One connection at a time needs no connection limit: the HTTP settings suffice.
 Settings = HttpSettings
@@ -29,5 +31,11 @@ def serve(
     settings: Settings, sock: socket.socket, handler: Handler = create_app
 ) -> None:
     """Serve one connection at a time until SIGTERM or SIGINT."""
-    server = create_server(WsgiServer, settings, sock, handler, max_connections=1)
-    run(server, MODEL, settings.shutdown_timeout)
+    server = ThreadedServer(
+        sock,
+        conversations(handler, settings, sock, keep_alive=False),
+        refusal,
+        max_connections=1,
+        own_threads=False,
+    )
+    server.serve(MODEL, settings.shutdown_timeout)

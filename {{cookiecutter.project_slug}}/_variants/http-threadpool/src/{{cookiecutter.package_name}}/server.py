@@ -1,10 +1,15 @@
-"""Thread pool: Flask on werkzeug's WSGI handler, served by a fixed pool of threads.
+"""Thread pool: one thread reads and writes every connection; a fixed pool runs Flask.
 
-pool_size worker threads serve connections; up to max_connections - pool_size
-more wait in the pool's queue (for at most the idle timeout), and clients beyond
-that get a 503 at once. Memory and thread count stay bounded whatever the load, and
-a blocking view (a database driver, a file) holds up only its own worker. See
-threads.py, pool.py and base.py for what the thread models share.
+The I/O thread (pool.py) holds every connection, parked while it is idle between
+requests, and reads each request whole, head and body, within the limits and the
+deadlines, before one of pool_size worker threads runs the application on it; the
+worker is back in the pool as soon as the response is made. Thousands of
+keep-alive, slow or idle connections cost file descriptors and buffers, while the
+requests served at once (and the threads and memory they take) stay bounded by
+the pool. Requests wait for a free worker in the order they came, for at most the
+idle timeout, then get a 503; connections beyond max_connections get one at once.
+See conversation.py for HTTP, wsgi.py for the application, threads.py for what
+the thread models share.
 """
 
 from __future__ import annotations
@@ -13,14 +18,14 @@ import socket
 from dataclasses import dataclass
 
 from .app import create_app
-from .base import Handler, WsgiServer, create_server
+from .conversation import conversations, refusal
 from .limits import HttpSettings
-from .pool import PoolSettings, ThreadPoolMixIn
-from .threads import run
+from .pool import PoolServer, PoolSettings
+from .wsgi import Handler
 
 __all__ = ["Handler", "Settings", "serve"]
 
-MODEL = "http, threadpool: Flask on werkzeug, {} worker threads"
+MODEL = "http, threadpool: Flask, one I/O thread, {} worker threads"
 
 
 @dataclass(frozen=True)
@@ -28,20 +33,16 @@ class Settings(PoolSettings, HttpSettings):
     pass
 
 
-class Server(ThreadPoolMixIn, WsgiServer):
-    pass
-
-
 def serve(
     settings: Settings, sock: socket.socket, handler: Handler = create_app
 ) -> None:
-    """Serve connections on the pool until SIGTERM or SIGINT."""
-    server = create_server(
-        Server,
-        settings,
+    """Serve connections until SIGTERM or SIGINT, their requests on the pool."""
+    server = PoolServer(
         sock,
-        handler,
+        conversations(handler, settings, sock),
+        refusal,
         pool_size=settings.pool_size,
         max_connections=settings.max_connections,
+        queue_timeout=settings.idle_timeout,
     )
-    run(server, MODEL.format(settings.pool_size), settings.shutdown_timeout)
+    server.serve(MODEL.format(settings.pool_size), settings.shutdown_timeout)

@@ -1,28 +1,31 @@
-"""Thread pool: websockets' sync connections, served by a fixed pool of threads.
+"""Thread pool: one thread reads and writes every WebSocket; a pool runs the handler.
 
-pool_size worker threads serve clients, a client per worker for as long as it
-stays connected; up to max_connections - pool_size more wait in the pool's queue
-for a free worker (for at most the idle timeout), and clients beyond that get a
-503 at once instead of hanging. Memory and thread count stay bounded whatever the
-load. WebSocket clients tend to stay connected, so size the pool for the clients
-you expect at once; for many idle clients, switch to asyncio. See base.py,
-threads.py and pool.py for what the thread models share.
+The I/O thread (pool.py) holds every connection: it runs the opening handshake,
+answers pings, puts messages together from their frames and closes connections,
+and hands each whole message to one of pool_size worker threads; the worker is
+back in the pool as soon as the handler returns. Thousands of open, mostly quiet
+WebSockets cost file descriptors and buffers, while the handlers running at once
+(and the threads and memory they take) stay bounded by the pool. Messages wait
+for a free worker in the order they came, for at most the idle timeout, then the
+client is closed with 1013 (try again later); clients beyond max_connections get
+a 503 to their handshake. See conversation.py for the WebSocket's state,
+threads.py for what the thread models share.
 """
 
 from __future__ import annotations
 
+import functools
 import socket
 from dataclasses import dataclass
 
-from .base import Handler, WebSocketServer, create_server
+from .conversation import Handler, WebSocketConversation, refusal
 from .handler import handle
 from .limits import WebSocketSettings
-from .pool import PoolSettings, ThreadPoolMixIn
-from .threads import run
+from .pool import PoolServer, PoolSettings
 
 __all__ = ["Handler", "Settings", "serve"]
 
-MODEL = "websocket, threadpool: {} worker threads"
+MODEL = "websocket, threadpool: one I/O thread, {} worker threads"
 
 
 @dataclass(frozen=True)
@@ -30,18 +33,14 @@ class Settings(PoolSettings, WebSocketSettings):
     pass
 
 
-class Server(ThreadPoolMixIn, WebSocketServer):
-    pass
-
-
 def serve(settings: Settings, sock: socket.socket, handler: Handler = handle) -> None:
-    """Serve clients on the pool until SIGTERM or SIGINT."""
-    server = create_server(
-        Server,
-        settings,
+    """Serve clients until SIGTERM or SIGINT, their messages on the pool."""
+    server = PoolServer(
         sock,
-        handler,
+        functools.partial(WebSocketConversation, handler, settings),
+        refusal,
         pool_size=settings.pool_size,
         max_connections=settings.max_connections,
+        queue_timeout=settings.idle_timeout,
     )
-    run(server, MODEL.format(settings.pool_size), settings.shutdown_timeout)
+    server.serve(MODEL.format(settings.pool_size), settings.shutdown_timeout)
