@@ -8,6 +8,7 @@ project tree. A cell's layers, most general first:
     threads/                (thread models) conversations, signals, stop, any protocol
     threadpool/             (threadpool) the I/O loop and the pool, any protocol
     connection/             (threaded, blocking) a thread serves a connection
+    concurrent/             (models serving many clients at once) crowds for tests
     <protocol>/             shared by every model of the protocol: limits, tests
     <protocol>-threads/     shared by its thread models: the conversation, handler
     <protocol>-concurrent/  shared by its models serving many clients at once: tests
@@ -33,9 +34,15 @@ ANSWERS = r"""{{ {
 
 # For each model: the layers any protocol shares, then those of the protocol.
 LAYERS = {
-    "asyncio": (("asyncio",), ("concurrent", "asyncio")),
-    "threadpool": (("threads", "threadpool"), ("threads", "concurrent", "threadpool")),
-    "threaded": (("threads", "connection"), ("threads", "concurrent", "threaded")),
+    "asyncio": (("asyncio", "concurrent"), ("concurrent", "asyncio")),
+    "threadpool": (
+        ("threads", "threadpool", "concurrent"),
+        ("threads", "concurrent", "threadpool"),
+    ),
+    "threaded": (
+        ("threads", "connection", "concurrent"),
+        ("threads", "concurrent", "threaded"),
+    ),
     "blocking": (("threads", "connection"), ("threads", "blocking")),
 }
 VARIANTS = "_variants"

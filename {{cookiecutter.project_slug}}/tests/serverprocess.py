@@ -31,11 +31,20 @@ WORKER_READY = re.compile(r"\.(?!workers\[)\w+\[(\d+)\]: listening on ")
 TRIES = 50  # connections made before a worker that should get one is not found
 CLIENTS = 200  # made one after another, to see how the workers share them
 # Runs the server with a handler from the tests in place of the project's own.
+AS_MAIN = f"import runpy; runpy.run_module({PACKAGE!r}, run_name='__main__')"
 WITH_HANDLER = (
     "import sys; from importlib import import_module; "
     f"from {PACKAGE}.__main__ import main; "
     "module, _, name = sys.argv.pop(1).partition(':'); "
     "sys.exit(main(sys.argv[1:], getattr(import_module(module), name)))"
+)
+
+
+# As a metrics exporter or an error reporter does when it is imported: a thread
+# that the kernel may hand a signal to (see test_stop_lets_requests_in_flight_finish).
+STARTS_A_THREAD = (
+    "import threading, time; "
+    "threading.Thread(target=time.sleep, args=(3600,), daemon=True).start()"
 )
 
 
@@ -55,17 +64,22 @@ class ServerProcess:
         *flags: str,
         handler: str | None = None,
         environ: dict[str, str] | None = None,
+        before: str = "",
         **settings: object,
     ) -> ServerProcess:
-        """Start the server on a free port and wait until it is ready."""
+        """Start the server on a free port and wait until it is ready; `before` is
+        Python code that the process runs before it imports the server."""
         if unknown := set(settings) - SETTINGS:
             raise TypeError(f"this server has no setting {', '.join(sorted(unknown))}")
         env = {**os.environ, **(environ or {}), "HOST": "127.0.0.1", "PORT": "0"}
         env.update({env_var(name): str(value) for name, value in settings.items()})
-        if handler is None:
-            command = [sys.executable, "-m", PACKAGE, *flags]
+        if handler is not None:
+            command = [sys.executable, "-c", f"{before}\n{WITH_HANDLER}", handler]
+        elif before:
+            command = [sys.executable, "-c", f"{before}\n{AS_MAIN}"]
         else:
-            command = [sys.executable, "-c", WITH_HANDLER, handler, *flags]
+            command = [sys.executable, "-m", PACKAGE]
+        command += flags
         return cls(command, env)
 
     def __init__(self, command: list[str], env: dict[str, str]) -> None:

@@ -32,7 +32,8 @@ from .config import ConfigError, Settings
 
 log = logging.getLogger(__name__)
 
-BACKLOG = 128  # connections the kernel holds for the workers to accept
+BACKLOG = 1024  # clients the kernel holds until they are accepted: a burst waits
+# there instead of having its connections dropped (capped by net.core.somaxconn)
 DRAIN_TIMED_OUT = 1  # the exit status of a stop that had to cut requests off
 RESTART_DELAY_SECONDS = 1.0  # for a worker that dies this soon after it started
 MAX_RESTART_DELAY = 30.0  # however often it dies at once

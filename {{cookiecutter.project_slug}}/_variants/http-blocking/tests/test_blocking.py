@@ -8,7 +8,7 @@ import socket
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from .serverprocess import StartServer
+from .serverprocess import ServerProcess, StartServer
 from .test_server import TIMEOUT_SECONDS, request
 
 TEST_APP = "tests.apps:create_app"
@@ -42,3 +42,16 @@ def test_stop_serves_waiting_clients(start_server: StartServer) -> None:
             response.begin()
             assert response.status == 200
     assert server.process.wait(15) == 0
+
+
+def test_a_connection_ends_once_its_requests_are_answered(
+    server: ServerProcess,
+) -> None:
+    """It is not kept open for more: the next client would wait on it."""
+    with socket.create_connection(server.address, TIMEOUT_SECONDS) as sock:
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        response = http.client.HTTPResponse(sock)
+        response.begin()
+        assert (response.status, response.will_close) == (200, True)
+        response.read()
+        assert sock.recv(1) == b""

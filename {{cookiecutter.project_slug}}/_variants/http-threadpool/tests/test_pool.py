@@ -1,44 +1,48 @@
-"""The pool's queue: connections beyond the workers wait their turn, for a while."""
+"""The pool: one thread holds every connection, workers run only whole requests."""
 
 from __future__ import annotations
 
 import http.client
 import socket
-import time
 from concurrent.futures import ThreadPoolExecutor
 
 from .serverprocess import StartServer
 from .test_server import TIMEOUT_SECONDS, request
 
 TEST_APP = "tests.apps:create_app"
-ADMITTED_SECONDS = 0.5  # ample for the accept loop to take a waiting connection
 
 
-def test_a_queued_request_is_served_when_a_worker_frees(
+def test_a_worker_is_free_while_its_client_keeps_its_connection(
     start_server: StartServer,
 ) -> None:
-    server = start_server(handler=TEST_APP, pool_size=1, max_connections=2)
-    with ThreadPoolExecutor(1) as clients:
-        first = clients.submit(request, server.address, "GET", "/sleep/1")
+    server = start_server(pool_size=1)
+    with socket.create_connection(server.address, TIMEOUT_SECONDS) as kept:
+        kept.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        response = http.client.HTTPResponse(kept)
+        response.begin()
+        assert (response.status, response.will_close) == (200, False)
+        assert request(server.address, "GET", "/")[0] == 200  # from the only worker
+
+
+def test_a_request_waits_for_a_free_worker(start_server: StartServer) -> None:
+    server = start_server(handler=TEST_APP, pool_size=1)
+    with ThreadPoolExecutor(2) as clients:
+        busy = clients.submit(request, server.address, "GET", "/sleep/1")
         server.wait_for_log("sleep started")
-        with socket.create_connection(server.address, TIMEOUT_SECONDS) as queued:
-            queued.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
-            time.sleep(ADMITTED_SECONDS)
-            assert request(server.address, "GET", "/")[0] == 503  # pool, queue full
-            response = http.client.HTTPResponse(queued)
-            response.begin()
-            assert response.status == 200
-        assert first.result()[0] == 200
+        waiting = clients.submit(request, server.address, "GET", "/healthz")
+        assert busy.result()[0] == 200
+        assert waiting.result()[0] == 200
+    # Answered in the order the worker took them.
+    assert server.log.index('"GET /sleep/1') < server.log.index('"GET /healthz')
 
 
-def test_a_request_queued_past_the_idle_timeout_gets_503(
+def test_a_request_that_waits_past_the_idle_timeout_gets_503(
     start_server: StartServer,
 ) -> None:
-    server = start_server(
-        handler=TEST_APP, pool_size=1, max_connections=2, idle_timeout=1
-    )
+    server = start_server(handler=TEST_APP, pool_size=1, idle_timeout=1)
     with ThreadPoolExecutor(1) as clients:
-        first = clients.submit(request, server.address, "GET", "/sleep/4")
+        busy = clients.submit(request, server.address, "GET", "/sleep/4")
         server.wait_for_log("sleep started")
         assert request(server.address, "GET", "/healthz")[0] == 503
-        assert first.result()[0] == 200
+        assert busy.result()[0] == 200
+    server.wait_for_log(r"refused a request from .*: server busy")

@@ -6,6 +6,7 @@ The same tests hold for every concurrency model.
 from __future__ import annotations
 
 import http.client
+import io
 import json
 import os
 import re
@@ -20,6 +21,7 @@ import pytest
 from {{ cookiecutter.package_name }}.config import env_var
 
 from .serverprocess import (
+    STARTS_A_THREAD,
     Address,
     ServerProcess,
     StartServer,
@@ -77,6 +79,37 @@ def test_errors_have_a_json_body(server: ServerProcess) -> None:
     assert status == 404
     assert headers["Content-Type"].startswith("application/json")
     assert json.loads(body) == {"error": "Not Found", "status": 404}
+
+
+def test_answers_pipelined_requests_in_order(server: ServerProcess) -> None:
+    """Requests sent one after another, without waiting, on one connection."""
+    requests = (
+        b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"
+        b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+        b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n"
+        b"Connection: close\r\n\r\nthird"
+    )
+    received = Replay(exchange(server.address, requests))
+    bodies = []
+    for _ in range(3):
+        response = http.client.HTTPResponse(received)  # type: ignore[arg-type]
+        response.begin()
+        bodies.append((response.status, response.read()))
+    assert [status for status, _ in bodies] == [200, 200, 200]
+    assert bodies[0][1] == b"Hello from {{ cookiecutter.project_slug }}!\n"
+    assert json.loads(bodies[1][1]) == {"status": "ok"}
+    assert bodies[2][1] == b"third"
+
+
+class Replay(io.BytesIO):
+    """Bytes received, for http.client to read responses from one by one, as
+    it would from the socket."""
+
+    def makefile(self, mode: str) -> Replay:
+        return self
+
+    def close(self) -> None:
+        pass  # each response closes it: the next reads on
 
 
 def test_logs_the_address_it_bound(server: ServerProcess) -> None:
@@ -202,6 +235,9 @@ def test_closes_an_idle_keep_alive_connection(start_server: StartServer) -> None
         b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
         CHUNKED + b"0x5\r\nhello\r\n0\r\n\r\n",
         CHUNKED + b"3\r\nhello\r\n0\r\n\r\n",
+        b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: "
+        + b"1" * 5000
+        + b"\r\n\r\nhello",
     ],
     ids=[
         "tls-hello",
@@ -211,6 +247,7 @@ def test_closes_an_idle_keep_alive_connection(start_server: StartServer) -> None
         "length-and-chunked",
         "hex-prefixed-chunk-size",
         "chunk-longer-than-its-size",
+        "length-of-5000-digits",
     ],
 )
 def test_answers_malformed_requests_with_400(
@@ -266,13 +303,17 @@ def test_access_log_can_be_switched_off(start_server: StartServer) -> None:
 def test_stop_lets_requests_in_flight_finish(
     start_server: StartServer, signum: signal.Signals
 ) -> None:
-    server = start_server(handler=TEST_APP)
+    """A second signal changes nothing, even where a thread of the user's code
+    (started as it is imported) is there for the kernel to hand it to."""
+    server = start_server(handler=TEST_APP, before=STARTS_A_THREAD)
     answers: list[int] = []
     client = threading.Thread(
         target=lambda: answers.append(request(server.address, "GET", "/sleep/1")[0])
     )
     client.start()
     server.wait_for_log("sleep started")
+    server.process.send_signal(signum)
+    server.wait_for_log("stopping")
     server.process.send_signal(signum)
     client.join()
     assert answers == [200]

@@ -1,15 +1,21 @@
-"""Many clients at once: served together, and capped."""
+"""Many clients at once: served together, capped, and not held up by the rude."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+from .crowds import allow_open_files, crowd, trickling, untouched
 from .lineclient import LineClient
-from .serverprocess import StartServer, capacity, run_healthcheck
+from .serverprocess import Address, StartServer, capacity, run_healthcheck
 
 TEST_HANDLER = "tests.handlers:handle"
 CLIENTS = 50
+PERSISTENT_CLIENTS = 500
+REQUESTS_EACH = 3
+TRICKLING_CLIENTS = 200
+FLOOD = 1000
 
 
 def test_serves_many_clients_at_once(start_server: StartServer) -> None:
@@ -66,3 +72,70 @@ def test_refusals_do_not_flood_the_log(start_server: StartServer) -> None:
             with LineClient(server.address) as refused:
                 assert refused.read_line() == "ERROR server busy"
     assert server.log.count("refused") == 1
+
+
+async def round_trip(address: Address, line: str) -> str:
+    """One request on a new connection: the reply line."""
+    reader, writer = await asyncio.open_connection(*address)
+    try:
+        writer.write(line.encode() + b"\n")
+        return (await reader.readline()).decode().rstrip("\n")
+    finally:
+        writer.close()
+
+
+def test_serves_500_clients_each_on_its_own_connection(
+    start_server: StartServer,
+) -> None:
+    """With the default settings, none is refused (and a pool serves them all
+    with its few workers)."""
+    server = start_server()
+
+    async def client(number: int) -> list[str]:
+        reader, writer = await asyncio.open_connection(*server.address)
+        replies = []
+        for request in range(REQUESTS_EACH):
+            writer.write(f"client {number} request {request}\n".encode())
+            replies.append((await reader.readline()).decode())
+        writer.close()
+        return replies
+
+    async def clients() -> list[list[str]]:
+        allow_open_files(PERSISTENT_CLIENTS)
+        return await asyncio.gather(*map(client, range(PERSISTENT_CLIENTS)))
+
+    assert asyncio.run(clients()) == [
+        [f"client {n} request {r}\n" for r in range(REQUESTS_EACH)]
+        for n in range(PERSISTENT_CLIENTS)
+    ]
+
+
+def test_clients_trickling_their_lines_hold_up_no_one(
+    start_server: StartServer,
+) -> None:
+    """Slowloris: 200 clients send a byte at a time; another is answered while
+    they are all still connected, not after their idle timeout ends them."""
+    server = start_server()
+
+    async def meanwhile() -> None:
+        async with (
+            crowd(server.address, TRICKLING_CLIENTS, b"x") as trickling_clients,
+            trickling(trickling_clients, b"x"),
+        ):
+            assert await round_trip(server.address, "hello") == "hello"
+            assert untouched(trickling_clients)
+
+    asyncio.run(meanwhile())
+
+
+def test_a_flood_of_silent_connections_holds_up_no_one(
+    start_server: StartServer,
+) -> None:
+    server = start_server()
+
+    async def meanwhile() -> None:
+        async with crowd(server.address, FLOOD, b"") as flood:
+            assert await round_trip(server.address, "hello") == "hello"
+            assert untouched(flood)
+
+    asyncio.run(meanwhile())

@@ -19,6 +19,7 @@ from {{ cookiecutter.package_name }}.config import env_var
 from .lineclient import LineClient
 from .serverprocess import (
     SETTINGS,
+    STARTS_A_THREAD,
     ServerProcess,
     StartServer,
     assert_workers_share,
@@ -151,12 +152,15 @@ def test_handler_error_is_logged_and_answered(start_server: StartServer) -> None
 def test_stop_lets_requests_in_flight_finish(
     start_server: StartServer, signum: signal.Signals
 ) -> None:
-    server = start_server(handler=TEST_HANDLER)
+    """A second signal changes nothing, even where a thread of the user's code
+    (started as it is imported) is there for the kernel to hand it to."""
+    server = start_server(handler=TEST_HANDLER, before=STARTS_A_THREAD)
     with LineClient(server.address) as busy:
         busy.send(b"sleep 1\n")
         server.wait_for_log("sleep started")
         server.process.send_signal(signum)
         server.wait_for_log("stopping")
+        server.process.send_signal(signum)
         assert busy.read_line() == "slept 1"
         assert busy.is_closed_by_server()
     assert server.process.wait(15) == 0

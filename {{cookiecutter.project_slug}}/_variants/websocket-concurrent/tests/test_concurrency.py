@@ -1,18 +1,25 @@
-"""Many clients at once: served together, and capped."""
+"""Many clients at once: served together, capped, and not held up by the rude."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
-from .serverprocess import StartServer, capacity, run_healthcheck
+from .crowds import allow_open_files, crowd, trickling, untouched
+from .serverprocess import Address, StartServer, capacity, run_healthcheck
 from .wsclient import TIMEOUT_SECONDS, client
 
 TEST_HANDLER = "tests.handlers:handle"
 CLIENTS = 30
+PERSISTENT_CLIENTS = 500
+MESSAGES_EACH = 3
+TRICKLING_CLIENTS = 200
+FLOOD = 1000
 
 
 def test_serves_many_clients_at_once(start_server: StartServer) -> None:
@@ -67,3 +74,69 @@ def test_refusals_do_not_flood_the_log(start_server: StartServer) -> None:
             with pytest.raises(InvalidStatus):
                 client(server.address)
     assert server.log.count("refused") == 1
+
+
+async def echo(address: Address, message: str) -> object:
+    """A message on a new WebSocket: the reply."""
+    host, port = address
+    async with connect(f"ws://{host}:{port}/", open_timeout=TIMEOUT_SECONDS) as ws:
+        await ws.send(message)
+        return await asyncio.wait_for(ws.recv(), TIMEOUT_SECONDS)
+
+
+def test_serves_500_clients_each_on_its_own_connection(
+    start_server: StartServer,
+) -> None:
+    """With the default settings, none is refused (and a pool serves them all
+    with its few workers)."""
+    server = start_server()
+    host, port = server.address
+
+    async def client(number: int) -> list[str | bytes]:
+        async with connect(f"ws://{host}:{port}/", open_timeout=60) as websocket:
+            replies: list[str | bytes] = []
+            for message in range(MESSAGES_EACH):
+                await websocket.send(f"client {number} message {message}")
+                replies.append(await asyncio.wait_for(websocket.recv(), 60))
+            return replies
+
+    async def clients() -> list[list[str | bytes]]:
+        allow_open_files(PERSISTENT_CLIENTS)
+        return await asyncio.gather(*map(client, range(PERSISTENT_CLIENTS)))
+
+    assert asyncio.run(clients()) == [
+        [f"client {n} message {m}" for m in range(MESSAGES_EACH)]
+        for n in range(PERSISTENT_CLIENTS)
+    ]
+
+
+def test_clients_trickling_their_handshakes_hold_up_no_one(
+    start_server: StartServer,
+) -> None:
+    """Slowloris: 200 clients send their opening handshakes a byte at a time;
+    another is answered while they are all still connected."""
+    server = start_server()
+
+    async def meanwhile() -> None:
+        head = b"GET / HTTP/1.1\r\nHost: x\r\nX-Slow: "
+        async with (
+            crowd(server.address, TRICKLING_CLIENTS, head) as trickling_clients,
+            trickling(trickling_clients, b"x"),
+        ):
+            assert await echo(server.address, "hello") == "hello"
+            assert untouched(trickling_clients)
+
+    asyncio.run(meanwhile())
+
+
+def test_a_flood_of_silent_connections_holds_up_no_one(
+    start_server: StartServer,
+) -> None:
+    server = start_server()
+
+    async def meanwhile() -> None:
+        async with crowd(server.address, FLOOD, b"") as flood:
+            assert await echo(server.address, "hello") == "hello"
+            assert untouched(flood)
+
+    asyncio.run(meanwhile())

@@ -22,6 +22,7 @@ from {{ cookiecutter.package_name }}.config import env_var
 
 from .serverprocess import (
     SETTINGS,
+    STARTS_A_THREAD,
     Address,
     ServerProcess,
     StartServer,
@@ -241,10 +242,14 @@ def test_lets_in_only_the_allowed_origins(start_server: StartServer) -> None:
 def test_stop_lets_the_message_in_progress_finish_then_closes_with_1001(
     start_server: StartServer, signum: signal.Signals
 ) -> None:
-    server = start_server(handler=TEST_HANDLER)
+    """A second signal changes nothing, even where a thread of the user's code
+    (started as it is imported) is there for the kernel to hand it to."""
+    server = start_server(handler=TEST_HANDLER, before=STARTS_A_THREAD)
     with client(server.address) as websocket:
         websocket.send("sleep 1")
         server.wait_for_log("sleep started")
+        server.process.send_signal(signum)
+        server.wait_for_log("stopping")
         server.process.send_signal(signum)
         assert websocket.recv(TIMEOUT_SECONDS) == "slept 1"
         assert_closed_with(websocket, 1001)

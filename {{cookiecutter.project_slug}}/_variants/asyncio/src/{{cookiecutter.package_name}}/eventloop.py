@@ -85,7 +85,7 @@ async def stop_accepting(
 
 
 async def drain(
-    stopped: Awaitable[None], timeout: float, busy: Callable[[], int]
+    stopped: Awaitable[object], timeout: float, busy: Callable[[], int]
 ) -> None:
     """Wait until `stopped` is done, or exit at once after `timeout`, with status 1:
     closing what is still busy could wait on a client, or on a thread, for ever."""

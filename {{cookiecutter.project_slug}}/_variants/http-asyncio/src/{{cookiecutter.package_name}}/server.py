@@ -47,7 +47,7 @@ BUSY = (
 @dataclass(frozen=True)
 class Settings(HttpSettings):
     max_connections: int = setting(
-        1000, "connections open at once; more get a 503", minimum=1
+        10_000, "connections open at once; more get a 503", minimum=1
     )
 
 

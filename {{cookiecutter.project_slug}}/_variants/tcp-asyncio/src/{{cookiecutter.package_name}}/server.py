@@ -37,7 +37,7 @@ MODEL = "tcp, asyncio with {}"
 @dataclass(frozen=True)
 class Settings(LineSettings):
     max_connections: int = setting(
-        1000, "clients served at once; more are refused", minimum=1
+        10_000, "clients connected at once; more are refused", minimum=1
     )
 
 

@@ -48,7 +48,7 @@ SEND_CHECK_SECONDS = 1.0  # how often stalled sends are looked for
 @dataclass(frozen=True)
 class Settings(WebSocketSettings):
     max_connections: int = setting(
-        1000, "clients connected at once; more get a 503", minimum=1
+        10_000, "clients connected at once; more get a 503", minimum=1
     )
 
 

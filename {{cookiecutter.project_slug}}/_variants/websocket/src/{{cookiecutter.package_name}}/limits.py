@@ -33,9 +33,9 @@ class WebSocketSettings(config.Settings):
     )
     max_queue: int = setting(
         4,
-        "frames received but not yet handled, per client, before the server stops "
-        "reading from it; a client can hold this many, plus one, times the largest "
-        "message in memory",
+        "messages received but not yet handled, per client, before the server "
+        "stops reading from it; a client can hold this many, plus one, times the "
+        "largest message in memory",
         minimum=1,
         maximum=1024,
     )
