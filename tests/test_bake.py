@@ -38,6 +38,7 @@ COMMON_FILES = {
     "tests/test_command.py",
     "tests/serverprocess.py",
     "tests/test_config.py",
+    "tests/test_stop.py",
     "tests/test_workers.py",
 }
 PROTOCOL_FILES = {
@@ -75,31 +76,38 @@ PROTOCOL_FILES = {
 MODEL_FILES = {
     "asyncio": {
         "src/{package}/eventloop.py",
+        "tests/crowds.py",
         "tests/gathering.py",
         "tests/test_concurrency.py",
         "tests/test_event_loop.py",
     },
     "threadpool": {
-        "src/{package}/base.py",
+        "src/{package}/conversation.py",
         "src/{package}/threads.py",
         "src/{package}/pool.py",
+        "tests/crowds.py",
         "tests/gathering.py",
         "tests/test_concurrency.py",
         "tests/test_pool.py",
     },
     "threaded": {
-        "src/{package}/base.py",
+        "src/{package}/conversation.py",
         "src/{package}/threads.py",
+        "src/{package}/connection.py",
+        "tests/crowds.py",
         "tests/gathering.py",
         "tests/test_concurrency.py",
     },
     "blocking": {
-        "src/{package}/base.py",
+        "src/{package}/conversation.py",
         "src/{package}/threads.py",
+        "src/{package}/connection.py",
         "tests/gathering.py",
         "tests/test_blocking.py",
     },
 }
+# What a protocol adds in its thread models only: the bridge to WSGI.
+THREAD_MODEL_FILES = {"http": {"src/{package}/wsgi.py"}}
 # The Kubernetes manifests and the replicas behind HAProxy run the image, so they
 # come with the Dockerfile.
 DOCKER_FILES = {
@@ -131,6 +139,8 @@ def test_every_answer_renders_exactly_its_files(
     assert result.exit_code == 0, result.exception
     package = result.context["package_name"]
     expected = COMMON_FILES | PROTOCOL_FILES[protocol] | MODEL_FILES[model]
+    if model != "asyncio":
+        expected |= THREAD_MODEL_FILES.get(protocol, set())
     if docker:
         expected |= DOCKER_FILES
     assert files_of(result.project_path) == {

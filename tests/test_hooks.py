@@ -49,7 +49,7 @@ def test_layers_are_merged_and_the_rest_dropped(tmp_path: Path) -> None:
             "deploy/k8s/kustomization.yaml": "",
             "deploy/k8s/deployment.yaml": "",
             "_variants/tcp/tests/test_server.py": "shared",
-            "_variants/tcp-threads/src/pkg/base.py": "threads",
+            "_variants/tcp-threads/src/pkg/conversation.py": "threads",
             "_variants/tcp-blocking/src/pkg/server.py": "blocking",
             "_variants/tcp-asyncio/src/pkg/server.py": "asyncio",
         },
@@ -62,7 +62,7 @@ def test_layers_are_merged_and_the_rest_dropped(tmp_path: Path) -> None:
     }
     assert files == {
         "tests/test_server.py": "shared",
-        "src/pkg/base.py": "threads",
+        "src/pkg/conversation.py": "threads",
         "src/pkg/server.py": "blocking",
     }
     assert not (tmp_path / "deploy").exists()  # no empty folder left behind

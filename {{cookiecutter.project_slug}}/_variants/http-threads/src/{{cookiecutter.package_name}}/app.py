@@ -21,9 +21,7 @@ def create_app(settings: HttpSettings) -> Flask:
 
     @app.get("/")
     def index() -> Response:
-        return Response(
-            "Hello from {{ cookiecutter.project_slug }}!\n", mimetype="text/plain"
-        )
+        return Response("Hello from {{ cookiecutter.project_slug }}!\n", mimetype="text/plain")
 
     @app.post("/echo")
     def echo() -> Response:
