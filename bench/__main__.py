@@ -38,11 +38,13 @@ REQUESTS = {
     "wait": {"tcp": "wait", "http": "/wait", "websocket": "wait"},
     "burn": {"tcp": "burn", "http": "/burn", "websocket": "burn"},
 }
-# The models whose connection cap is only a cap (a pool's workers are its
-# capacity): raised for the idle workload, which measures what a model can hold.
-UNQUEUED = {"asyncio", "threaded"}
+# The models whose connection cap is raised for the idle workload, which measures
+# what a model can hold, not where its cap is.
+CAPPED = {"asyncio", "threadpool", "threaded"}
 # The tutorials' patterns: a thread per client in both.
 NAIVE = {"tcp", "http"}
+# Other servers of a model, by protocol and model (bench/bare/peers.py).
+PEERS = {("http", "threadpool"): ["waitress", "granian"]}
 SAMPLE_SECONDS = 0.05
 IDLE_TIMEOUT_SECONDS = 600
 
@@ -83,7 +85,8 @@ def workloads(quick: bool) -> list[Workload]:
 
 
 def targets(cells: list[str], baselines: bool) -> list[Target]:
-    """The cells, each followed by its engine bare; then the naive patterns."""
+    """The cells, each followed by its engine bare; then the naive patterns, and
+    the other servers of a cell's model."""
     chosen: list[Target] = []
     for name in cells:
         protocol, model = name.split("-")
@@ -93,6 +96,13 @@ def targets(cells: list[str], baselines: bool) -> list[Target]:
     if baselines:
         protocols = {target.protocol for target in chosen} & NAIVE
         chosen += [Target(p, "threaded", "naive") for p in PROTOCOLS if p in protocols]
+        cells_chosen = {(target.protocol, target.model) for target in chosen}
+        chosen += [
+            Target(protocol, model, peer)
+            for (protocol, model), peers in PEERS.items()
+            if (protocol, model) in cells_chosen
+            for peer in peers
+        ]
     return chosen
 
 
@@ -191,7 +201,7 @@ def measure(
         # Idle connections stay while thousands more are opened (a bare engine has
         # no idle timeout), and a model holds what it can, not what its cap says.
         settings["idle_timeout"] = IDLE_TIMEOUT_SECONDS
-        if target.model in UNQUEUED:
+        if target.model in CAPPED:
             settings["max_connections"] = idle + 10
     rows = []
     # The idle workload on a server of its own: what idle clients cost, not what

@@ -33,12 +33,17 @@ BENCH = Path(__file__).resolve().parent
 LISTEN = "0A"  # a listening socket's state in /proc/net/tcp
 READY = re.compile(r"listening on ([\d.]+):(\d+) \(")
 # What every cell's dependencies add up to, and what builds the projects.
-DEPENDENCIES = ["aiohttp>=3.10", "flask>=3.0", "websockets>=15", "uvloop>=0.19"]
+DEPENDENCIES = [
+    *("aiohttp>=3.10", "flask>=3.0", "h11>=0.16", "websockets>=15", "uvloop>=0.19"),
+    *("waitress>=3.0", "granian>=2.5"),  # the HTTP pool's peers
+]
 BUILD = ["hatchling>=1.21"]
 
 
-# What a target is: a rendered cell, its engine bare, or a tutorial's pattern.
-KINDS = ("cell", "bare", "naive")
+# What a target is: a rendered cell, its engine bare, a tutorial's pattern, or
+# another server of the cell's model (bare/peers.py).
+KINDS = ("cell", "bare", "naive", "waitress", "granian")
+PEERS = KINDS[3:]
 
 
 @dataclass(frozen=True)
@@ -64,6 +69,8 @@ class Target:
             return [str(python), "-m", f"bare.{self.protocol}", self.model]
         if self.kind == "naive":
             return [str(python), "-m", "bare.naive", self.protocol]
+        if self.kind in PEERS:
+            return [str(python), "-m", "bare.peers", self.kind]
         # The cell's own main, with the handler that also waits (handlers.py).
         return [
             str(python),

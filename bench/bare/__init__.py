@@ -22,6 +22,14 @@ def listening(address: tuple[str, int], what: str) -> None:
     print(f"listening on {address[0]}:{address[1]} ({what})", file=sys.stderr)
 
 
+def free_address() -> tuple[str, int]:
+    """A free port on 127.0.0.1, for a server that wants a port number, not 0."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        address: tuple[str, int] = probe.getsockname()
+        return address
+
+
 def run_asyncio(main: Callable[[], Awaitable[None]]) -> None:
     """Run on uvloop where it is installed, as the asyncio cells do."""
     try:

@@ -8,7 +8,7 @@ import sys
 import threading
 import time
 
-from . import WAIT_SECONDS, listening
+from . import WAIT_SECONDS, free_address, listening
 
 
 def serve_client(connection: socket.socket) -> None:
@@ -33,9 +33,7 @@ def tcp() -> None:
 def http() -> None:
     from .http import flask_app
 
-    with socket.socket() as probe:  # Flask.run wants a port number, not 0
-        probe.bind(("127.0.0.1", 0))
-        address = probe.getsockname()
+    address = free_address()  # Flask.run wants a port number, not 0
     listening(address, "naive: Flask.run(threaded=True)")
     flask_app().run(host=address[0], port=address[1], threaded=True)
 

@@ -61,7 +61,10 @@ def converse(
 ) -> None:
     """Serve the client at `address` over `sock`, on this thread, until the
     conversation ends."""
-    told_to_stop = grace_ended = False
+    sock.setblocking(False)  # every wait is a poll, up to a deadline
+    waiting = select.poll()  # the socket while the conversation reads, the stop
+    waiting.register(stop.grace_reader, select.POLLIN)
+    reading = told_to_stop = grace_ended = False
     try:
         while True:
             if data := conversation.data_to_send():
@@ -79,22 +82,25 @@ def converse(
             if stop.grace_over and not grace_ended:
                 # What a client sent in time is answered, even if no one has read
                 # it yet (a client taken in from the backlog after the grace).
-                if conversation.wants_data() and select.select([sock], [], [], 0)[0]:
-                    conversation.receive_data(sock.recv(RECV_BYTES))
+                if conversation.wants_data() and (data := receive(sock)) is not None:
+                    conversation.receive_data(data)
                     continue
                 grace_ended = True
+                waiting.unregister(stop.grace_reader)  # readable from now on
                 conversation.expire()
                 continue
             if (timeout := conversation.deadline - time.monotonic()) <= 0:
                 conversation.expire()
                 continue
-            ready = select.poll()
-            if conversation.wants_data():
-                ready.register(sock, select.POLLIN)
-            if not grace_ended:  # readable from then on
-                ready.register(stop.grace_reader, select.POLLIN)
-            if any(fd == sock.fileno() for fd, _ in ready.poll(poll_ms(timeout))):
-                conversation.receive_data(sock.recv(RECV_BYTES))
+            if conversation.wants_data() != reading:
+                reading = not reading
+                if reading:
+                    waiting.register(sock, select.POLLIN)
+                else:
+                    waiting.unregister(sock)
+            for fd, _ in waiting.poll(poll_ms(timeout)):
+                if fd == sock.fileno() and (data := receive(sock)) is not None:
+                    conversation.receive_data(data)
     except OSError as error:  # reset, broken pipe, a send that timed out
         log.debug("%s: %s", logs.address(address), error)
     finally:
@@ -106,12 +112,25 @@ def poll_ms(seconds: float) -> int:
     return -1 if seconds == math.inf else math.ceil(seconds * 1000)
 
 
+def receive(sock: socket.socket) -> bytes | None:
+    """What the client has sent (b"" once it has finished); None if nothing yet."""
+    try:
+        return sock.recv(RECV_BYTES)
+    except BlockingIOError:
+        return None
+
+
 def send(sock: socket.socket, data: bytes, timeout: float) -> None:
     """Send `data` whole; fail if the client takes none of it for `timeout`."""
-    sock.settimeout(timeout)  # for each send(), so that progress is what counts
     view = memoryview(data)
     while view:
-        view = view[sock.send(view) :]
+        try:
+            view = view[sock.send(view) :]
+        except BlockingIOError:
+            writable = select.poll()
+            writable.register(sock, select.POLLOUT)
+            if not writable.poll(poll_ms(timeout)):
+                raise TimeoutError("the client takes no reply") from None
 
 
 def linger(sock: socket.socket) -> None:

@@ -34,6 +34,12 @@ log = logging.getLogger(__name__)
 HEAD_FIELDS = 4  # a whole head may be this many times the longest field
 
 
+@functools.lru_cache(maxsize=1)
+def http_date(second: int) -> bytes:
+    """The Date header's value: made once a second, not for every response."""
+    return email.utils.formatdate(second, usegmt=True).encode()
+
+
 def error_response(status: HTTPStatus, detail: str | None = None) -> bytes:
     """A response with a JSON body that ends the connection: for what goes wrong
     before the application sees a request."""
@@ -213,7 +219,7 @@ class HttpConversation:
         if not framed and response.status not in (204, 304):  # those have no body
             headers.append((b"Content-Length", str(len(response.body)).encode()))
         headers.append((b"Server", PROG.encode()))
-        headers.append((b"Date", email.utils.formatdate(usegmt=True).encode()))
+        headers.append((b"Date", http_date(int(time.time()))))
         if close:
             headers.append((b"Connection", b"close"))
         out = self.h11.send(
