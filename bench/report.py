@@ -14,6 +14,8 @@ from typing import Any, Protocol
 COLUMNS = ["target", "requests/s", "p50 ms", "p99 ms", "errors", "peak RSS MB", "CPU %"]
 # The fast-handler workloads: the server's own cost, which the hardening adds to.
 FAST = ["persistent-1", "persistent-50", "per-request"]
+# Where the cells stand against other servers of their model: keep-alive clients.
+PEER_WORKLOAD = "persistent-50"
 # The CPU-bound workload, with one worker process and with two.
 ONE_WORKER, TWO_WORKERS = "cpu-bound-1", "cpu-bound-2"
 
@@ -47,6 +49,11 @@ def text(
     if any(row["kind"] == "bare" for row in results):
         parts.append(
             "\nwhat the hardening costs: each cell / its engine bare\n" + costs(results)
+        )
+    if against := peers(results):
+        parts.append(
+            f"\nagainst other servers, {PEER_WORKLOAD}: each cell / the other\n"
+            + against
         )
     if scaling := workers(results):
         parts.append(
@@ -106,6 +113,32 @@ def costs(results: list[dict[str, Any]]) -> str:
         for cell, r in found.items()
     ]
     return markdown(["cell", *names], rows)
+
+
+def peers(results: list[dict[str, Any]]) -> str:
+    """Each cell of a protocol over every other server of that protocol measured
+    (a tutorial's pattern, another engine), under PEER_WORKLOAD; empty if none."""
+    by = {
+        row["target"]: row
+        for row in results
+        if row["workload"] == PEER_WORKLOAD and row["requests/s"]
+    }
+    others = [row for row in by.values() if row["kind"] not in ("cell", "bare")]
+    rows = []
+    for cell in (row for row in by.values() if row["kind"] == "cell"):
+        protocol = cell["cell"].split("-")[0]
+        mine = [o for o in others if o["cell"].split("-")[0] == protocol]
+        if mine:
+            ratios = {
+                o["target"]: f"{cell['requests/s'] / o['requests/s']:.2f}x"
+                for o in mine
+            }
+            rows.append({"cell": cell["target"], **ratios})
+    columns = list(dict.fromkeys(name for row in rows for name in row))
+    for row in rows:
+        for column in columns:
+            row.setdefault(column, "")
+    return markdown(columns, rows) if rows else ""
 
 
 def workers(results: list[dict[str, Any]]) -> str:

@@ -77,6 +77,7 @@ MODEL_FILES = {
     "asyncio": {
         "src/{package}/eventloop.py",
         "tests/crowds.py",
+        "tests/test_descriptors.py",
         "tests/gathering.py",
         "tests/test_concurrency.py",
         "tests/test_event_loop.py",
@@ -86,6 +87,7 @@ MODEL_FILES = {
         "src/{package}/threads.py",
         "src/{package}/pool.py",
         "tests/crowds.py",
+        "tests/test_descriptors.py",
         "tests/gathering.py",
         "tests/test_concurrency.py",
         "tests/test_pool.py",
@@ -95,6 +97,7 @@ MODEL_FILES = {
         "src/{package}/threads.py",
         "src/{package}/connection.py",
         "tests/crowds.py",
+        "tests/test_descriptors.py",
         "tests/gathering.py",
         "tests/test_concurrency.py",
     },

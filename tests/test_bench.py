@@ -18,6 +18,8 @@ import pytest
 from .helpers import CELLS, PROTOCOLS, TEMPLATE, run
 
 WORKLOADS = {"persistent-1", "persistent-50", "per-request", "io-bound", "idle"}
+# Other servers of the HTTP pool's model, beside its cells.
+HTTP_POOL_PEERS = ("http-threadpool waitress", "http-threadpool granian")
 # With one worker process and with two: the cells only (an engine bare has none).
 CPU_BOUND = {"cpu-bound-1", "cpu-bound-2"}
 
@@ -39,8 +41,8 @@ def test_quick_benchmark_measures_every_cell_and_its_baselines(tmp_path: Path) -
         for target in (cell.id, f"{cell.id} bare"):
             assert {(target, workload) for workload in WORKLOADS} <= measured
         assert {(cell.id, workload) for workload in CPU_BOUND} <= measured
-    for naive in ("tcp-threaded naive", "http-threaded naive"):
-        assert {(naive, workload) for workload in WORKLOADS} <= measured
+    for other in ("tcp-threaded naive", "http-threaded naive", *HTTP_POOL_PEERS):
+        assert {(other, workload) for workload in WORKLOADS} <= measured
     for row in rows:
         # One client, or a few that each model serves in turn: none is refused.
         if row["workload"] in {"persistent-1", *CPU_BOUND}:
@@ -56,6 +58,7 @@ def test_quick_benchmark_measures_every_cell_and_its_baselines(tmp_path: Path) -
         assert idle[f"{protocol}-asyncio"] > idle[f"{protocol}-blocking"]
     assert "| target | requests/s |" in output
     assert "what the hardening costs" in output
+    assert "against other servers, persistent-50" in output
     assert "what a second worker process adds" in output
     assert chart.read_bytes().startswith(b"\x89PNG")
 

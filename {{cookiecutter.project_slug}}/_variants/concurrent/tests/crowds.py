@@ -5,12 +5,39 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import resource
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 from .serverprocess import Address
 
-BATCH = 100  # connections opened at once: the listen backlog holds 128
+TRICKLING_CLIENTS = 200  # slowloris
+FLOOD = 1000  # silent connections
+BATCH = 100  # connections opened at once
 TRICKLE_SECONDS = 0.5  # between the bytes of a client that trickles
+
+
+def assert_served_beside(
+    crowd_size: int,
+    address: Address,
+    exchange: Callable[[], Awaitable[object]],
+    expected: object,
+    *,
+    first: bytes = b"",
+    trickle: bytes = b"",
+) -> None:
+    """A good client's `exchange` with the server gives `expected` while
+    `crowd_size` others hold connections to it, having sent `first` and sending
+    `trickle` again and again; and not one of them has been answered or closed
+    by then, as their idle timeout would."""
+
+    async def meanwhile() -> None:
+        async with (
+            crowd(address, crowd_size, first) as clients,
+            trickling(clients, trickle),
+        ):
+            assert await exchange() == expected
+            assert not any(client.answered or client.closed for client in clients)
+
+    asyncio.run(meanwhile())
 
 
 class Watched(asyncio.Protocol):
@@ -67,17 +94,15 @@ async def trickling(clients: list[Watched], byte: bytes) -> AsyncIterator[None]:
                     client.transport.write(byte)
             await asyncio.sleep(TRICKLE_SECONDS)
 
+    if not byte:
+        yield
+        return
     task = asyncio.create_task(trickle())
     await asyncio.sleep(0)  # the first byte goes out
     try:
         yield
     finally:
         task.cancel()
-
-
-def untouched(clients: list[Watched]) -> bool:
-    """Whether the server has neither answered nor closed any of the clients."""
-    return not any(client.answered or client.closed for client in clients)
 
 
 def allow_open_files(count: int) -> None:

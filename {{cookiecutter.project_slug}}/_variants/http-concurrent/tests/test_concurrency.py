@@ -10,7 +10,7 @@ import socket
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from .crowds import allow_open_files, crowd, trickling, untouched
+from .crowds import FLOOD, TRICKLING_CLIENTS, allow_open_files, assert_served_beside
 from .serverprocess import Address, ServerProcess, StartServer, capacity
 from .test_server import TIMEOUT_SECONDS, request, status_of
 
@@ -18,8 +18,6 @@ TEST_APP = "tests.apps:create_app"
 CLIENTS = 50
 PERSISTENT_CLIENTS = 500
 REQUESTS_EACH = 3
-TRICKLING_CLIENTS = 200
-FLOOD = 1000
 GET = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"
 CONTENT_LENGTH = re.compile(rb"(?im)^content-length: *([0-9]+)\r$")
 
@@ -111,27 +109,18 @@ def test_clients_trickling_their_requests_hold_up_no_one(
     """Slowloris: 200 clients send their request heads a byte at a time; another
     is answered while they are all still connected, not after their deadline."""
     server = start_server()
-
-    async def meanwhile() -> None:
-        head = b"GET / HTTP/1.1\r\nHost: x\r\nX-Slow: "
-        async with (
-            crowd(server.address, TRICKLING_CLIENTS, head) as trickling_clients,
-            trickling(trickling_clients, b"x"),
-        ):
-            assert await get(server.address) == 200
-            assert untouched(trickling_clients)
-
-    asyncio.run(meanwhile())
+    assert_served_beside(
+        TRICKLING_CLIENTS,
+        server.address,
+        lambda: get(server.address),
+        200,
+        first=b"GET / HTTP/1.1\r\nHost: x\r\nX-Slow: ",
+        trickle=b"x",
+    )
 
 
 def test_a_flood_of_silent_connections_holds_up_no_one(
     start_server: StartServer,
 ) -> None:
     server = start_server()
-
-    async def meanwhile() -> None:
-        async with crowd(server.address, FLOOD, b"") as flood:
-            assert await get(server.address) == 200
-            assert untouched(flood)
-
-    asyncio.run(meanwhile())
+    assert_served_beside(FLOOD, server.address, lambda: get(server.address), 200)

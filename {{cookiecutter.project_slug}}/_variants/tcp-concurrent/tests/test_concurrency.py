@@ -6,7 +6,7 @@ import asyncio
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from .crowds import allow_open_files, crowd, trickling, untouched
+from .crowds import FLOOD, TRICKLING_CLIENTS, allow_open_files, assert_served_beside
 from .lineclient import LineClient
 from .serverprocess import Address, StartServer, capacity, run_healthcheck
 
@@ -14,8 +14,6 @@ TEST_HANDLER = "tests.handlers:handle"
 CLIENTS = 50
 PERSISTENT_CLIENTS = 500
 REQUESTS_EACH = 3
-TRICKLING_CLIENTS = 200
-FLOOD = 1000
 
 
 def test_serves_many_clients_at_once(start_server: StartServer) -> None:
@@ -116,26 +114,20 @@ def test_clients_trickling_their_lines_hold_up_no_one(
     """Slowloris: 200 clients send a byte at a time; another is answered while
     they are all still connected, not after their idle timeout ends them."""
     server = start_server()
-
-    async def meanwhile() -> None:
-        async with (
-            crowd(server.address, TRICKLING_CLIENTS, b"x") as trickling_clients,
-            trickling(trickling_clients, b"x"),
-        ):
-            assert await round_trip(server.address, "hello") == "hello"
-            assert untouched(trickling_clients)
-
-    asyncio.run(meanwhile())
+    assert_served_beside(
+        TRICKLING_CLIENTS,
+        server.address,
+        lambda: round_trip(server.address, "hello"),
+        "hello",
+        first=b"x",
+        trickle=b"x",
+    )
 
 
 def test_a_flood_of_silent_connections_holds_up_no_one(
     start_server: StartServer,
 ) -> None:
     server = start_server()
-
-    async def meanwhile() -> None:
-        async with crowd(server.address, FLOOD, b"") as flood:
-            assert await round_trip(server.address, "hello") == "hello"
-            assert untouched(flood)
-
-    asyncio.run(meanwhile())
+    assert_served_beside(
+        FLOOD, server.address, lambda: round_trip(server.address, "hello"), "hello"
+    )

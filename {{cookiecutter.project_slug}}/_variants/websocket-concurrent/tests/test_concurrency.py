@@ -10,7 +10,7 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
-from .crowds import allow_open_files, crowd, trickling, untouched
+from .crowds import FLOOD, TRICKLING_CLIENTS, allow_open_files, assert_served_beside
 from .serverprocess import Address, StartServer, capacity, run_healthcheck
 from .wsclient import TIMEOUT_SECONDS, client
 
@@ -18,8 +18,6 @@ TEST_HANDLER = "tests.handlers:handle"
 CLIENTS = 30
 PERSISTENT_CLIENTS = 500
 MESSAGES_EACH = 3
-TRICKLING_CLIENTS = 200
-FLOOD = 1000
 
 
 def test_serves_many_clients_at_once(start_server: StartServer) -> None:
@@ -116,27 +114,20 @@ def test_clients_trickling_their_handshakes_hold_up_no_one(
     """Slowloris: 200 clients send their opening handshakes a byte at a time;
     another is answered while they are all still connected."""
     server = start_server()
-
-    async def meanwhile() -> None:
-        head = b"GET / HTTP/1.1\r\nHost: x\r\nX-Slow: "
-        async with (
-            crowd(server.address, TRICKLING_CLIENTS, head) as trickling_clients,
-            trickling(trickling_clients, b"x"),
-        ):
-            assert await echo(server.address, "hello") == "hello"
-            assert untouched(trickling_clients)
-
-    asyncio.run(meanwhile())
+    assert_served_beside(
+        TRICKLING_CLIENTS,
+        server.address,
+        lambda: echo(server.address, "hello"),
+        "hello",
+        first=b"GET / HTTP/1.1\r\nHost: x\r\nX-Slow: ",
+        trickle=b"x",
+    )
 
 
 def test_a_flood_of_silent_connections_holds_up_no_one(
     start_server: StartServer,
 ) -> None:
     server = start_server()
-
-    async def meanwhile() -> None:
-        async with crowd(server.address, FLOOD, b"") as flood:
-            assert await echo(server.address, "hello") == "hello"
-            assert untouched(flood)
-
-    asyncio.run(meanwhile())
+    assert_served_beside(
+        FLOOD, server.address, lambda: echo(server.address, "hello"), "hello"
+    )

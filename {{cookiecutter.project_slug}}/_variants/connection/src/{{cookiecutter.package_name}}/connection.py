@@ -22,14 +22,17 @@ from typing import Any
 
 from . import logs
 from .threads import (
+    ACCEPT_PAUSE_SECONDS,
     LINGER_SECONDS,
     MAX_REFUSING,
     RECV_BYTES,
     STOP_GRACE_SECONDS,
     Address,
     Conversation,
+    Exhausted,
     Refuse,
     StopSignals,
+    accept,
     waiting_clients,
 )
 from .workers import give_up
@@ -82,8 +85,8 @@ def converse(
             if stop.grace_over and not grace_ended:
                 # What a client sent in time is answered, even if no one has read
                 # it yet (a client taken in from the backlog after the grace).
-                if conversation.wants_data() and (data := receive(sock)) is not None:
-                    conversation.receive_data(data)
+                if conversation.wants_data() and (sent := receive(sock)) is not None:
+                    conversation.receive_data(sent)
                     continue
                 grace_ended = True
                 waiting.unregister(stop.grace_reader)  # readable from now on
@@ -99,8 +102,8 @@ def converse(
                 else:
                     waiting.unregister(sock)
             for fd, _ in waiting.poll(poll_ms(timeout)):
-                if fd == sock.fileno() and (data := receive(sock)) is not None:
-                    conversation.receive_data(data)
+                if fd == sock.fileno() and (sent := receive(sock)) is not None:
+                    conversation.receive_data(sent)
     except OSError as error:  # reset, broken pipe, a send that timed out
         log.debug("%s: %s", logs.address(address), error)
     finally:
@@ -205,8 +208,13 @@ class ThreadedServer:
         ready.register(self.stop.began_reader, select.POLLIN)
         while not self.stop.stopping:
             ready.poll()
-            with contextlib.suppress(OSError):  # none left, or a client gave up
-                self._admit(*self.listener.accept())
+            try:
+                client = accept(self.listener, self.refusals)
+            except Exhausted:
+                time.sleep(ACCEPT_PAUSE_SECONDS)
+                continue
+            if client is not None:
+                self._admit(*client)
         for sock, address in waiting_clients(self.listener):
             self._admit(sock, address)
         self.listener.close()
@@ -226,9 +234,15 @@ class ThreadedServer:
             self._turn_away(sock, address, "server shutting down")
             self._served()
         elif self.own_threads:
-            threading.Thread(
+            serving = threading.Thread(
                 target=self._serve, args=(sock, address), daemon=True
-            ).start()
+            )
+            try:
+                serving.start()
+            except RuntimeError:  # the system has no thread to spare for now
+                self.refusals.warning(f"refused {logs.address(address)}: no thread")
+                sock.close()
+                self._served()
         else:
             self._serve(sock, address)
 
@@ -260,7 +274,8 @@ class ThreadedServer:
             finally:
                 self.refusing.release()
 
-        threading.Thread(target=refuse, name="refusal").start()
+        # Not a daemon, unlike the accept thread that starts it.
+        threading.Thread(target=refuse, name="refusal", daemon=False).start()
 
     def _wait_drained(self, timeout: float) -> int:
         """Wait until the accept loop has ended and every client is served;

@@ -17,7 +17,6 @@ the idle timeout is answered with the protocol's "server busy".
 from __future__ import annotations
 
 import contextlib
-import errno
 import heapq
 import itertools
 import logging
@@ -35,14 +34,17 @@ from typing import Any
 from . import logs
 from .config import ConfigError, env_var, flag, setting
 from .threads import (
+    ACCEPT_PAUSE_SECONDS,
     LINGER_SECONDS,
     MAX_REFUSING,
     RECV_BYTES,
     STOP_GRACE_SECONDS,
     Address,
     Conversation,
+    Exhausted,
     Refuse,
     StopSignals,
+    accept,
     waiting_clients,
 )
 from .workers import give_up
@@ -50,9 +52,6 @@ from .workers import give_up
 log = logging.getLogger(__name__)
 
 ACCEPTS_PER_TURN = 64  # so that a flood of clients cannot starve those connected
-ACCEPT_PAUSE_SECONDS = 0.1  # out of file descriptors: try again after this
-# What accept() fails with when the process or the system is out of something.
-EXHAUSTED = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
 FAILED = object()  # the result of a job that raised: the driver's bug, not the user's
 
 Job = Callable[[], Any]
@@ -216,21 +215,15 @@ class PoolServer:
     def _accept(self) -> None:
         for _ in range(ACCEPTS_PER_TURN):
             try:
-                sock, address = self.listener.accept()
-            except BlockingIOError:
-                return  # none left, or another worker process took it
-            except OSError as error:
-                if error.errno in EXHAUSTED:
-                    self.refusals.warning(
-                        f"cannot accept clients: {error.strerror}; raise the open "
-                        f"file limit (ulimit -n) or lower {flag('max_connections')}"
-                    )
-                    self.selector.unregister(self.listener)
-                    self.accepting = False
-                    self.accept_paused_until = time.monotonic() + ACCEPT_PAUSE_SECONDS
-                    return
-                continue  # a client that gave up while waiting
-            self._admit(sock, address)
+                client = accept(self.listener, self.refusals)
+            except Exhausted:
+                self.selector.unregister(self.listener)
+                self.accepting = False
+                self.accept_paused_until = time.monotonic() + ACCEPT_PAUSE_SECONDS
+                return
+            if client is None:
+                return
+            self._admit(*client)
 
     def _admit(self, sock: socket.socket, address: Address) -> None:
         sock.setblocking(False)

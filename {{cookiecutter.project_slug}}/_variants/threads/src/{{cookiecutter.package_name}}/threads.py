@@ -19,6 +19,7 @@ shutdown timeout to finish; past it, the process exits with status 1.
 
 from __future__ import annotations
 
+import errno
 import math
 import selectors
 import signal
@@ -27,6 +28,8 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any, Protocol, TypeVar
 
+from . import logs
+from .config import flag
 from .workers import BACKLOG
 
 RECV_BYTES = 64 * 1024
@@ -36,6 +39,10 @@ MAX_REFUSING = 64  # clients being turned away at once; beyond, closed at once
 # load balancer) sent just before it.
 STOP_GRACE_SECONDS = 2.0
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+# What accept() fails with when the process or the system is out of something;
+# and how long a server waits before it accepts again.
+EXHAUSTED = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
+ACCEPT_PAUSE_SECONDS = 0.1
 
 Result = TypeVar("Result")
 Address = Any  # what accept() returns for the client: (host, port, ...)
@@ -171,6 +178,32 @@ class StopSignals:
                 selector.select()
                 if (signum := self.received()) is not None:
                     return signum
+
+
+class Exhausted(Exception):
+    """The process is out of file descriptors or memory: accept again later."""
+
+
+def accept(
+    listener: socket.socket, refusals: logs.Throttled
+) -> tuple[socket.socket, Address] | None:
+    """The next client waiting on `listener`, or None if there is none now.
+
+    Raises Exhausted, having said why in the log (at most every 10 s), when the
+    process cannot take a client in: accept again after ACCEPT_PAUSE_SECONDS.
+    """
+    try:
+        return listener.accept()
+    except BlockingIOError:  # none left, or another worker process took it
+        return None
+    except OSError as error:
+        if error.errno not in EXHAUSTED:
+            return None  # a client that gave up while it waited
+        refusals.warning(
+            f"cannot accept clients: {error.strerror}; raise the open file limit "
+            f"(ulimit -n) or lower {flag('max_connections')}"
+        )
+        raise Exhausted from error
 
 
 def waiting_clients(sock: socket.socket) -> Iterator[tuple[socket.socket, Address]]:
