@@ -109,8 +109,12 @@ MODEL_FILES = {
         "tests/test_blocking.py",
     },
 }
-# What a protocol adds in its thread models only: the bridge to WSGI.
-THREAD_MODEL_FILES = {"http": {"src/{package}/wsgi.py"}}
+# What a protocol adds in its thread models only: the bridge to WSGI, and the
+# tests of the parts without I/O.
+THREAD_MODEL_FILES = {
+    "http": {"src/{package}/wsgi.py", "tests/test_wsgi.py", "tests/test_drain.py"},
+    "websocket": {"tests/test_conversation.py"},
+}
 # The Kubernetes manifests and the replicas behind HAProxy run the image, so they
 # come with the Dockerfile.
 DOCKER_FILES = {

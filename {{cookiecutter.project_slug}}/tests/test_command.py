@@ -7,7 +7,10 @@ import json
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
+
+import psutil
 
 from {{ cookiecutter.package_name }}.config import PROG, flag
 
@@ -18,6 +21,8 @@ from .serverprocess import (
     run_healthcheck,
     run_server_command,
 )
+
+IDLE_SECONDS = 2.0
 
 
 def test_json_log_format(start_server: StartServer) -> None:
@@ -64,3 +69,15 @@ def test_console_script_is_installed_and_lists_every_setting() -> None:
     assert result.returncode == 0
     for name in SETTINGS:
         assert flag(name) in result.stdout
+
+
+def test_an_idle_server_takes_no_cpu(server: ServerProcess) -> None:
+    """Nothing to do, nothing done: no loop spins while no client is there."""
+    process = psutil.Process(server.process.pid)
+    time.sleep(0.5)  # past starting up
+    before = process.cpu_times()
+    time.sleep(IDLE_SECONDS)
+    after = process.cpu_times()
+    used = after.user + after.system - before.user - before.system
+    # A loop that spins takes most of a CPU, however busy the machine is.
+    assert used < IDLE_SECONDS / 10, f"{used:.2f}s of CPU in {IDLE_SECONDS}s idle"

@@ -306,17 +306,20 @@ def test_stop_lets_requests_in_flight_finish(
     """A second signal changes nothing, even where a thread of the user's code
     (started as it is imported) is there for the kernel to hand it to."""
     server = start_server(handler=TEST_APP, before=STARTS_A_THREAD)
-    answers: list[int] = []
-    client = threading.Thread(
-        target=lambda: answers.append(request(server.address, "GET", "/sleep/1")[0])
-    )
+    answers: list[tuple[int, str | None]] = []
+
+    def sleep() -> None:
+        status, headers, _ = request(server.address, "GET", "/sleep/1")
+        answers.append((status, headers.get("Connection")))
+
+    client = threading.Thread(target=sleep)
     client.start()
     server.wait_for_log("sleep started")
     server.process.send_signal(signum)
     server.wait_for_log("stopping")
     server.process.send_signal(signum)
     client.join()
-    assert answers == [200]
+    assert answers == [(200, "close")]  # the client knows not to send another
     assert server.process.wait(15) == 0
     assert "Traceback" not in server.log
 

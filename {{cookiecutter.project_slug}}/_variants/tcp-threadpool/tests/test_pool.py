@@ -41,3 +41,14 @@ def test_a_request_that_waits_past_the_idle_timeout_is_turned_away(
         assert waiting.is_closed_by_server()
         assert busy.read_line() == "slept 4"
     server.wait_for_log(r"refused a request from .*: server busy")
+
+
+def test_a_handler_that_exits_costs_only_its_client(start_server: StartServer) -> None:
+    """SystemExit in a handler ends its connection, not the only worker."""
+    server = start_server(handler=TEST_HANDLER, pool_size=1)
+    with LineClient(server.address) as exiting:
+        exiting.send(b"exit\n")
+        assert exiting.is_closed_by_server()
+    with LineClient(server.address) as client:
+        assert client.request("still served") == "still served"
+    assert server.stop() == 0

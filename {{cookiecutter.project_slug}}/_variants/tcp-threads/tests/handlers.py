@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import time
 
 from .gathering import gather
@@ -12,14 +13,17 @@ log = logging.getLogger(__name__)
 
 
 def handle(line: str) -> str:
-    """Echo, except for four commands.
+    """Echo, except for five commands.
 
-    ``crash`` raises; ``pid`` answers the serving process's id; ``sleep S`` sleeps S
-    seconds; ``gather N`` waits until N requests are in the handler at once.
+    ``crash`` raises; ``exit`` raises SystemExit; ``pid`` answers the serving
+    process's id; ``sleep S`` sleeps S seconds; ``gather N`` waits until N
+    requests are in the handler at once.
     """
     command, _, argument = line.partition(" ")
     if command == "crash":
         raise RuntimeError("crash requested")
+    if command == "exit":
+        sys.exit("exit requested")
     if command == "pid":
         return str(os.getpid())
     if command == "sleep":

@@ -80,7 +80,11 @@ def converse(
                 conversation.stop()
                 continue
             if (job := conversation.next_job()) is not None:
-                conversation.finish(job())
+                result = job()
+                if stop.stopping and not told_to_stop:  # a stop began meanwhile
+                    told_to_stop = True
+                    conversation.stop()
+                conversation.finish(result)
                 continue
             if stop.grace_over and not grace_ended:
                 # What a client sent in time is answered, even if no one has read

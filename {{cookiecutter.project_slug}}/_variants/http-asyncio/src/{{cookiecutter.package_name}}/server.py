@@ -98,6 +98,22 @@ def read_body_within(seconds: float) -> Middleware:
     return read_body
 
 
+def close_when(stopping: asyncio.Event) -> Middleware:
+    """Answer with ``Connection: close`` once the server is stopping, so that the
+    client sends its next request elsewhere instead of on a closing connection."""
+
+    @web.middleware
+    async def close(
+        request: web.Request, handler: RequestHandler
+    ) -> web.StreamResponse:
+        response = await handler(request)
+        if stopping.is_set():
+            response.force_close()
+        return response
+
+    return close
+
+
 def drop_client_errors(record: logging.LogRecord) -> bool:
     """Keep aiohttp's reports of malformed requests out of the log: each comes with
     a traceback, and any client could flood the log with them. Its other reports
@@ -113,6 +129,8 @@ async def serve_until_stopped(
     stop = stop_signal()
 
     app = handler(settings)
+    stopping = asyncio.Event()
+    app.middlewares.append(close_when(stopping))
     app.middlewares.append(read_body_within(settings.idle_timeout))
     runner = web.AppRunner(
         app,
@@ -140,6 +158,7 @@ async def serve_until_stopped(
     address = logs.address(server.sockets[0].getsockname())
     log.info("listening on %s (%s)", address, MODEL.format(LOOP_NAME))
     signum = await stop
+    stopping.set()
     log.info(
         "stopping on %s: %d connections open",
         signum.name,

@@ -141,10 +141,13 @@ class HttpConversation:
         self._receive_events()  # a request pipelined behind this one
 
     def expire(self) -> None:
-        if self.stopping or not self._receiving():
-            self._end()  # idle: nothing to answer
-        else:
-            self._fail(HTTPStatus.REQUEST_TIMEOUT)
+        if self.stopping and self.request is not None:
+            if time.monotonic() < self.deadline:
+                return  # the end of a stop's grace: its body is on its way
+        elif self.stopping or not self._receiving():
+            self._end()  # idle, or not yet a request: nothing to answer
+            return
+        self._fail(HTTPStatus.REQUEST_TIMEOUT)
 
     def stop(self) -> None:
         self.stopping = True  # an idle client keeps its grace to send one more
@@ -216,7 +219,8 @@ class HttpConversation:
         ]
         names = {name.lower() for name, _ in headers}
         framed = b"content-length" in names or b"transfer-encoding" in names
-        if not framed and response.status not in (204, 304):  # those have no body
+        bodied = response.status not in (204, 304)  # those have none, whatever
+        if not framed and bodied:  # the application says
             headers.append((b"Content-Length", str(len(response.body)).encode()))
         headers.append((b"Server", PROG.encode()))
         headers.append((b"Date", http_date(int(time.time()))))
@@ -227,7 +231,7 @@ class HttpConversation:
                 status_code=response.status, headers=headers, reason=response.reason
             )
         )
-        if response.body and self.request.method != b"HEAD":
+        if response.body and self.request.method != b"HEAD" and bodied:
             out += self.h11.send(h11.Data(data=response.body))
         return out + self.h11.send(h11.EndOfMessage())
 

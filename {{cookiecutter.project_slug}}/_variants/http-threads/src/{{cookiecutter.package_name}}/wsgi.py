@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import logging
+import re
 import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -28,6 +29,9 @@ access_log = logging.getLogger(f"{__name__}.access")
 WSGIApp = Callable[..., Iterable[bytes]]
 Handler = Callable[[HttpSettings], WSGIApp]  # builds the application: create_app
 ExcInfo = tuple[type[BaseException], BaseException, TracebackType]
+# What a status may be: three digits and a reason with no control characters,
+# which could end the status line and start headers of the application's own.
+STATUS = re.compile(r"(?P<code>[1-5][0-9][0-9]) (?P<reason>[^\x00-\x1f\x7f]*)")
 # Set by the server, not by the client: a header of the same name is dropped.
 NOT_HEADERS = {b"content-type": "CONTENT_TYPE", b"content-length": "CONTENT_LENGTH"}
 
@@ -78,10 +82,11 @@ def call(
         finally:
             if hasattr(result, "close"):
                 result.close()
-        code, _, reason = status.partition(" ")
+        if (valid := STATUS.fullmatch(status)) is None:
+            raise ValueError(f"the application answered the status {status!r}")
         response = Response(
-            int(code),
-            reason.encode("latin-1"),
+            int(valid["code"]),
+            valid["reason"].encode("latin-1"),
             [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers],
             b"".join(chunks),
         )
@@ -102,14 +107,25 @@ def request_line(request: h11.Request) -> str:
     )
 
 
+def origin_form(target: bytes) -> bytes:
+    """The path and query of a request target, without the scheme and the host
+    of an absolute form (``http://host/path?query``, as a proxy is sent)."""
+    if not target.startswith((b"http://", b"https://")):
+        return target
+    authority_and_rest = target.partition(b"://")[2]
+    end = min(
+        (i for i in map(authority_and_rest.find, (b"/", b"?")) if i >= 0),
+        default=len(authority_and_rest),
+    )
+    rest = authority_and_rest[end:]
+    return rest if rest.startswith(b"/") else b"/" + rest
+
+
 def environ(
     application: Application, request: h11.Request, body: bytes, client: Any
 ) -> dict[str, Any]:
     """The WSGI environ of one request."""
-    target = request.target
-    if target.startswith((b"http://", b"https://")):  # absolute form: drop the origin
-        target = b"/" + target.split(b"/", 3)[3] if target.count(b"/") >= 3 else b"/"
-    path, _, query = target.partition(b"?")
+    path, _, query = origin_form(request.target).partition(b"?")
     env: dict[str, Any] = {
         "REQUEST_METHOD": request.method.decode("ascii"),
         "SCRIPT_NAME": "",

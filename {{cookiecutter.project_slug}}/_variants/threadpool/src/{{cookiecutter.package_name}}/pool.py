@@ -52,6 +52,7 @@ from .workers import give_up
 log = logging.getLogger(__name__)
 
 ACCEPTS_PER_TURN = 64  # so that a flood of clients cannot starve those connected
+IDLE_WAIT_SECONDS = 3600.0  # the longest the loop sleeps with nothing due
 FAILED = object()  # the result of a job that raised: the driver's bug, not the user's
 
 Job = Callable[[], Any]
@@ -199,7 +200,8 @@ class PoolServer:
             self.accepting = True
 
     def _wait_seconds(self) -> float:
-        due = [self.timers[0][0]] if self.timers else []
+        now = time.monotonic()
+        due = [self.timers[0][0]] if self.timers else [now + IDLE_WAIT_SECONDS]
         if self.ready:
             due.append(self.ready[0][0] + self.queue_timeout)
         if self.stop_began:
@@ -208,7 +210,7 @@ class PoolServer:
                 due.append(self.stop_began + self.grace)
         elif not self.accepting:
             due.append(self.accept_paused_until)
-        return max(min(due, default=3600.0) - time.monotonic(), 0)
+        return max(min(due) - now, 0)
 
     # Clients in and out.
 
@@ -410,7 +412,7 @@ class PoolServer:
             channel, job = self.jobs.get()
             try:
                 result = job()
-            except Exception:
+            except BaseException:  # SystemExit too: the worker must go on
                 log.exception("job failed")
                 result = FAILED
             self.results.append((channel, result))

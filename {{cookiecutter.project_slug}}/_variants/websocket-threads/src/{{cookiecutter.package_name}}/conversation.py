@@ -39,6 +39,7 @@ log = logging.getLogger(__name__)
 logging.getLogger("websockets.server").setLevel(logging.WARNING)
 
 Handler = Callable[[Message], Message | None]
+COMPRESSED_SLICE_BYTES = 1024
 
 
 class HandlerFailed:
@@ -89,6 +90,10 @@ class WebSocketConversation:
         self.ping_interval = settings.ping_interval
         self.ping_timeout = self.send_timeout = settings.ping_timeout
         self.max_queue = settings.max_queue
+        self.unparsed = b""  # held back while max_queue messages wait
+        # Compressed, a few bytes can inflate to a whole message: they are fed to
+        # websockets a slice at a time, so that max_queue bounds the memory.
+        self.slice = COMPRESSED_SLICE_BYTES if settings.compression else 0
         self.messages: deque[Message] = deque()  # whole, not yet handled
         self.fragments: list[BytesLike] = []  # of a message still arriving
         self.text = False  # whether that message is text
@@ -111,14 +116,11 @@ class WebSocketConversation:
 
     def receive_data(self, data: bytes) -> None:
         if data:
-            self.protocol.receive_data(data)
+            self.unparsed += data
+            self._parse()
         else:
             self.protocol.receive_eof()
-        for event in self.protocol.events_received():
-            if isinstance(event, Request):
-                self._open(event)
-            elif isinstance(event, Frame):
-                self._receive_frame(event)
+            self._take_events()
         self._collect()
 
     def data_to_send(self) -> bytes:
@@ -126,7 +128,9 @@ class WebSocketConversation:
         return out
 
     def wants_data(self) -> bool:
-        return not self.finished and len(self.messages) < self.max_queue
+        return not (self.finished or self.unparsed) and (
+            len(self.messages) < self.max_queue
+        )
 
     def next_job(self) -> Callable[[], object] | None:
         if self.working or not self.messages or self.protocol.state is not OPEN:
@@ -146,6 +150,7 @@ class WebSocketConversation:
                 self.protocol.send_binary(result)
             if self.stopping and self.protocol.state is OPEN:
                 self._close(CloseCode.GOING_AWAY, "server shutting down")
+        self._parse()  # what was held back while the queue was full
         self._collect()
 
     def expire(self) -> None:
@@ -171,6 +176,22 @@ class WebSocketConversation:
             self._close(CloseCode.TRY_AGAIN_LATER, reason)
         self._collect()
 
+    def _parse(self) -> None:
+        """Feed websockets what came in, as long as the queue has room: a slice
+        at a time where compression lets a few bytes inflate to a whole message."""
+        while self.unparsed and len(self.messages) < self.max_queue:
+            size = self.slice or len(self.unparsed)
+            data, self.unparsed = self.unparsed[:size], self.unparsed[size:]
+            self.protocol.receive_data(data)
+            self._take_events()
+
+    def _take_events(self) -> None:
+        for event in self.protocol.events_received():
+            if isinstance(event, Request):
+                self._open(event)
+            elif isinstance(event, Frame):
+                self._receive_frame(event)
+
     def _open(self, request: Request) -> None:
         """Answer the handshake: a plain HTTP response, or the WebSocket."""
         try:
@@ -180,6 +201,10 @@ class WebSocketConversation:
                 "cannot answer the handshake of %s", logs.address(self.address)
             )
             response = self.protocol.reject(HTTPStatus.INTERNAL_SERVER_ERROR, "")
+        if self.protocol.eof_sent:  # what came after the request is no frame
+            if response.status_code != HTTPStatus.SWITCHING_PROTOCOLS:
+                self.out.append(response.serialize())  # then the connection ends
+            return
         self.protocol.send_response(response)
         self.due = time.monotonic() + self.ping_interval
 
