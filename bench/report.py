@@ -1,5 +1,5 @@
 """What a run prints and draws: a table per workload, a summary per target, what
-the hardening costs (each cell against its engine bare), what a second worker
+the hardening costs (each cell against its model bare), what a second worker
 process adds, and a chart."""
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ def text(
     parts.append("\nsummary: requests/s per workload\n" + summary(results))
     if any(row["kind"] == "bare" for row in results):
         parts.append(
-            "\nwhat the hardening costs: each cell / its engine bare\n" + costs(results)
+            "\nwhat the hardening costs: each cell / its model bare\n" + costs(results)
         )
     if against := peers(results):
         parts.append(
@@ -205,7 +205,7 @@ def chart(results: list[dict[str, Any]], path: Path) -> None:
         axis.set_xticks(
             [m + width * (len(shown) - 1) / 2 for m in range(len(models))], models
         )
-        axis.set_title(f"{protocol}: requests/s (hatched: the engine bare)")
+        axis.set_title(f"{protocol}: requests/s (hatched: the model bare)")
     axes[0][0].legend()
     figure.tight_layout()
     figure.savefig(path, dpi=100)
