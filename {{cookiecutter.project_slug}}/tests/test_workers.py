@@ -20,7 +20,8 @@ TIMEOUT_SECONDS = 10.0
 def test_a_killed_worker_loses_only_its_clients_and_is_replaced(
     start_server: StartServer,
 ) -> None:
-    server = start_server(workers=2)
+    # Finding each worker can take a while: clients found early must not time out.
+    server = start_server(workers=2, idle_timeout=60)
     killed, survivor = server.wait_for_workers(2)
     to_killed, to_survivor = server.connect_to_each([killed, survivor])
     with to_killed, to_survivor:

@@ -335,7 +335,8 @@ def test_workers_share_the_clients(start_server: StartServer) -> None:
 
 
 def test_stop_lets_every_worker_finish_its_requests(start_server: StartServer) -> None:
-    server = start_server(handler=TEST_APP, workers=2)
+    # Finding each worker can take a while: clients found early must not time out.
+    server = start_server(handler=TEST_APP, workers=2, idle_timeout=60)
     workers = server.wait_for_workers(2)
     connections = server.connect_to_each(workers)
     for sock in connections:

@@ -270,7 +270,8 @@ def test_workers_share_the_clients(start_server: StartServer) -> None:
 
 
 def test_stop_lets_every_worker_finish_its_messages(start_server: StartServer) -> None:
-    server = start_server(handler=TEST_HANDLER, workers=2)
+    # Finding each worker can take a while: clients found early must not time out.
+    server = start_server(handler=TEST_HANDLER, workers=2, idle_timeout=60)
     workers = server.wait_for_workers(2)
     with contextlib.ExitStack() as stack:
         websockets = [
