@@ -16,6 +16,7 @@ project tree. A cell's layers, most general first:
 
 A layer that a protocol does not need has no folder. Every file comes from exactly
 one layer; two layers offering the same path is a template bug and fails loudly.
+Then the chosen license becomes LICENSE, and the folder a git repository.
 Plain Python otherwise: the template's tests import it.
 """
 
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -30,6 +32,8 @@ ANSWERS = r"""{{ {
     "protocol": cookiecutter.protocol,
     "concurrency": cookiecutter.concurrency,
     "include_docker": cookiecutter.include_docker,
+    "license": cookiecutter.license,
+    "git_init": cookiecutter.git_init,
 } | tojson }}"""
 
 # For each model: the layers any protocol shares, then those of the protocol.
@@ -46,6 +50,8 @@ LAYERS = {
     "blocking": (("threads", "connection"), ("threads", "blocking")),
 }
 VARIANTS = "_variants"
+# One file a license, named by its SPDX identifier.
+LICENSES = "_licenses"
 # What only a project with a Dockerfile has: the manifests and the replicas
 # behind HAProxy run its image.
 DOCKER_FILES = (
@@ -94,14 +100,43 @@ def assemble(
                 path.parent.rmdir()
 
 
+def place_license(project: Path, spdx: str) -> None:
+    """Make the chosen license the project's LICENSE ("none": no file)."""
+    licenses = project / LICENSES
+    if spdx != "none":
+        (licenses / spdx).replace(project / "LICENSE")
+    shutil.rmtree(licenses)
+
+
+def init_git(project: Path) -> str | None:
+    """Make the project a git repository, with no commit; a note if it cannot."""
+    git = shutil.which("git")
+    if git is None:
+        return "git is not installed: run `git init` here once it is"
+    result = subprocess.run(
+        [git, "init", "--quiet", "--initial-branch=main"],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if result.returncode != 0:
+        return f"`git init` failed, run it yourself: {result.stderr.strip()}"
+    return None
+
+
 def main() -> int:
     answers = json.loads(ANSWERS)
+    project = Path.cwd()
     assemble(
-        Path.cwd(),
+        project,
         answers["protocol"],
         answers["concurrency"],
         answers["include_docker"],
     )
+    place_license(project, answers["license"])
+    if answers["git_init"] and (note := init_git(project)) is not None:
+        print(f"note: {note}", file=sys.stderr)
     return 0
 
 

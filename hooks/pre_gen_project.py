@@ -55,7 +55,8 @@ def validate(answers: dict[str, str]) -> None:
     if not SLUG.fullmatch(slug):
         raise InvalidAnswer(
             f"project_slug {slug!r}: use up to 50 lowercase ASCII letters, digits and "
-            "single hyphens, starting with a letter (e.g. my-server)"
+            "single hyphens, starting with a letter (e.g. my-server); unless given, "
+            "it is made from project_name"
         )
     package = answers["package_name"]
     if not PACKAGE.fullmatch(package):

@@ -97,3 +97,68 @@ def test_a_choice_that_does_not_exist_is_refused(bake: Any) -> None:
     assert result.exit_code != 0
     assert "fork provided for choice variable concurrency" in str(result.exception)
     assert "asyncio" in str(result.exception)
+
+
+# Project names that could reach the file system through the slug made from them,
+# and the slug each gives: None where the name is refused.
+HOSTILE_NAMES = [
+    ("my/server", "my-server"),
+    ("../escape", "escape"),
+    ("..", None),
+    ("/etc", "etc"),
+    ("a\\b", "a-b"),
+    ("!!!", None),
+    ("3D printer", None),
+    ("x" * 120, "x" * 50),
+    ("x" * 300, None),
+]
+# Slugs given as they are: each is refused.
+HOSTILE_SLUGS = ["my/server", "..", ".", "", "a\\b", "/tmp/x", "x" * 300]
+
+
+def render_into(tmp_path: Path, answer: str) -> subprocess.CompletedProcess[str]:
+    """cookiecutter with one answer, into a folder of its own within tmp_path."""
+    (tmp_path / "out").mkdir()
+    return subprocess.run(
+        [
+            "cookiecutter",
+            str(TEMPLATE),
+            "--no-input",
+            "-o",
+            str(tmp_path / "out"),
+            answer,
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def left_on_disk(tmp_path: Path) -> list[str]:
+    return sorted(str(path.relative_to(tmp_path)) for path in tmp_path.rglob("*"))
+
+
+@pytest.mark.parametrize(("name", "slug"), HOSTILE_NAMES)
+def test_any_project_name_gives_a_valid_slug_or_a_refusal_leaving_nothing(
+    tmp_path: Path, name: str, slug: str | None
+) -> None:
+    result = render_into(tmp_path, f"project_name={name}")
+    if slug is None:
+        assert result.returncode != 0
+        assert "error: project_" in result.stderr
+        assert left_on_disk(tmp_path) == ["out"]
+    else:
+        assert result.returncode == 0, result.stderr
+        assert (tmp_path / "out" / slug / "src" / slug.replace("-", "_")).is_dir()
+        # The project, in the folder it was rendered into, and nothing beside it.
+        assert [path.name for path in tmp_path.iterdir()] == ["out"]
+        assert [path.name for path in (tmp_path / "out").iterdir()] == [slug]
+
+
+@pytest.mark.parametrize("slug", HOSTILE_SLUGS)
+def test_a_hostile_slug_is_refused_leaving_nothing(tmp_path: Path, slug: str) -> None:
+    result = render_into(tmp_path, f"project_slug={slug}")
+    assert result.returncode != 0
+    assert "error: project_slug" in result.stderr
+    assert left_on_disk(tmp_path) == ["out"]

@@ -22,8 +22,11 @@ EVERY_ANSWER = [
 # The files every cell has, and those that belong to some models only.
 COMMON_FILES = {
     "README.md",
+    "LICENSE",
     "pyproject.toml",
+    "uv.lock",
     ".gitignore",
+    ".github/dependabot.yml",
     ".github/workflows/ci.yml",
     ".pre-commit-config.yaml",
     "src/{package}/__init__.py",
@@ -131,10 +134,12 @@ DOCKER_FILES = {
 
 
 def files_of(project: Path) -> set[str]:
+    """The project's own files: not git's, which the hook makes it a repository."""
     return {
         str(path.relative_to(project))
         for path in project.rglob("*")
-        if path.is_file() and "__pycache__" not in path.parts
+        if path.is_file()
+        and not {"__pycache__", ".git"} & set(path.relative_to(project).parts)
     }
 
 
@@ -160,9 +165,9 @@ def test_no_template_syntax_is_left(
     bake: Any, protocol: str, model: str, docker: bool
 ) -> None:
     project = bake(protocol=protocol, concurrency=model, include_docker=docker)
-    for path in project.project_path.rglob("*"):
-        if path.is_file():
-            assert not JINJA.search(path.read_text()), path
+    for name in files_of(project.project_path):
+        path = project.project_path / name
+        assert not JINJA.search(path.read_text()), path
 
 
 @pytest.mark.parametrize(("protocol", "model", "docker"), EVERY_ANSWER)
@@ -271,5 +276,10 @@ def test_every_prompt_is_worded_for_people() -> None:
     questions = {name for name in CONTEXT if not name.startswith("_")}
     prompts = CONTEXT["__prompts__"]
     assert questions == set(prompts)
-    for name in ("protocol", "concurrency"):
+    for name in ("license", "protocol", "concurrency"):
         assert set(prompts[name]) - {"__prompt__"} == set(CONTEXT[name])
+    for model in CONTEXT["concurrency"]:  # each says when to pick it
+        assert "; pick it " in prompts["concurrency"][model], model
+    # The default first, then from newest to oldest.
+    versions = [tuple(map(int, v.split("."))) for v in CONTEXT["python_version"]]
+    assert versions == sorted(versions, reverse=True)

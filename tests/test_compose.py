@@ -49,7 +49,12 @@ from .helpers import (
     missing,
     run,
 )
-from .test_containers import CLIENTS
+from .test_containers import (
+    CLIENTS,
+    build_on_this_engine,
+    kustomized_image,
+    tagged,
+)
 
 SCALING_SECTION = re.compile(
     r"\n## Scaling out\n\n.*?```sh\n(?P<commands>.+?)\n```", re.S
@@ -61,7 +66,7 @@ REQUESTS = {
     "http": "curl -d hello http://127.0.0.1:{port}/echo",
     "websocket": "python -m websockets ws://127.0.0.1:{port}/",
 }
-COMPOSE_FILE = TEMPLATE / "{{cookiecutter.project_slug}}" / "deploy" / "compose.yaml"
+COMPOSE_FILE = TEMPLATE / "{{cookiecutter.__directory}}" / "deploy" / "compose.yaml"
 HAPROXY_IMAGE = re.findall(r"image: (haproxy:\S+)", COMPOSE_FILE.read_text())[0]
 # Where the official image reads its configuration.
 HAPROXY_CONFIG = "/usr/local/etc/haproxy/haproxy.cfg"
@@ -104,7 +109,8 @@ def haproxy_image(
                 ["docker", "pull", HAPROXY_IMAGE], capture_output=True
             )
             if pulled.returncode != 0:
-                run(["docker", "build", "-t", HAPROXY_IMAGE, STAND_IN], cwd=STAND_IN)
+                build = ["docker", "build", "-t", HAPROXY_IMAGE, str(STAND_IN)]
+                run(build_on_this_engine(build), cwd=STAND_IN)
             ready.touch()
     return HAPROXY_IMAGE
 
@@ -156,7 +162,7 @@ def test_compose_file_agrees_with_the_image_and_haproxy(
     prefix = result.context["package_name"].upper() + "_"
     services = yaml.safe_load((project / "deploy/compose.yaml").read_text())["services"]
     web, haproxy = services["web"], services["haproxy"]
-    assert web["image"] == result.context["project_slug"]
+    assert web["image"] == kustomized_image(project)
     assert "ports" not in web, "replicas are reached through HAProxy only"
     assert web["deploy"]["replicas"] == REPLICAS
     # A drain ends before compose's SIGKILL.
@@ -192,13 +198,14 @@ def scaling_commands(result: Any, compose: list[str]) -> dict[str, list[str]]:
     build, up, stats, request, scale_down, down = section["commands"].splitlines()
     assert request == REQUESTS[context["protocol"]].format(port=context["port"])
     commands = {
-        "build": shlex.split(build),
+        "build": build_on_this_engine(shlex.split(build)),
         "up": shlex.split(up),
         "stats": shlex.split(stats),
         "scale down": shlex.split(scale_down),
         "down": shlex.split(down),
     }
     assert commands["build"][:2] == ["docker", "build"], build
+    assert tagged(commands["build"]) == kustomized_image(project), build
     ends = {
         "up": ["up", "-d"],
         "stats": ["port", "haproxy", "8404"],
@@ -362,6 +369,6 @@ def test_replicas_serve_behind_haproxy_and_scale_down_losing_no_request(
             commands["down"], cwd=project, env=environment, capture_output=True
         )
         subprocess.run(
-            ["docker", "image", "rm", "-f", context["project_slug"]],
+            ["docker", "image", "rm", "-f", tagged(commands["build"])],
             capture_output=True,
         )

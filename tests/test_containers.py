@@ -24,9 +24,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from . import manifests
-from .helpers import CELLS, run
+from .helpers import CELLS, missing, run
 
 DOCKER_SECTION = re.compile(r"## Docker\n\n```sh\n(?P<build>.+)\n(?P<run>.+)\n```")
 PORTS = {cell.id: 20000 + index for index, cell in enumerate(CELLS)}
@@ -76,11 +77,14 @@ def test_the_image_builds_serves_turns_healthy_and_stops(
     result = bake(project_name=f"ct {protocol} {model}", **answers)
     project = result.project_path
     build, run_image, user = docker_commands(result)
-    image = result.context["project_slug"]
+    image = tagged(build)
+    # The image just built, by the name and tag the manifests run.
+    assert run_image[-1] == image == kustomized_image(project)
 
     started = time.monotonic()
-    run(build, cwd=project)
+    output = run(build_on_this_engine(build), cwd=project)
     record_property("build seconds", round(time.monotonic() - started, 1))
+    assert "Running pip as the 'root' user" not in output
     size = run(["docker", "image", "inspect", "--format", "{{.Size}}", image], project)
     record_property("image MB", round(int(size) / 1e6))
 
@@ -104,6 +108,40 @@ def test_the_image_builds_serves_turns_healthy_and_stops(
             container.kill()
         subprocess.run(["docker", "rm", "-f", identifier], capture_output=True)
         subprocess.run(["docker", "image", "rm", "-f", image], capture_output=True)
+
+
+def tagged(build: list[str]) -> str:
+    """The name:tag a ``docker build`` command gives its image."""
+    (tag,) = (value for flag, value in itertools.pairwise(build) if flag == "-t")
+    return tag
+
+
+def kustomized_image(project: Path) -> str:
+    """The name:tag of the image that the Kubernetes manifests run."""
+    kustomization = project / "deploy" / "k8s" / "kustomization.yaml"
+    (image,) = yaml.safe_load(kustomization.read_text())["images"]
+    return f"{image['newName']}:{image['newTag']}"
+
+
+def build_on_this_engine(build: list[str]) -> list[str]:
+    """A README's ``docker build``, on the host's network where the engine gives
+    containers no way out (tests/docker/start-engine.sh): its steps fetch packages."""
+    if network := os.environ.get("TEMPLATE_DOCKER_BUILD_NETWORK"):
+        return [*build[:2], "--network", network, *build[2:]]
+    return build
+
+
+def test_the_engine_leaves_the_host_network_as_it_was() -> None:
+    """The engine that tests/docker/start-engine.sh starts changes neither IP
+    forwarding nor the firewall, however long it runs."""
+    before = os.environ.get("TEMPLATE_DOCKER_HOST_NETWORK")
+    if before is None:
+        missing(
+            "no engine started by tests/docker/start-engine.sh",
+            'run eval "$(tests/docker/start-engine.sh)"',
+        )
+    now = run([Path(__file__).parent / "docker" / "host-network.sh"], Path())
+    assert now == Path(before).read_text()
 
 
 def running_container(image: str) -> str:

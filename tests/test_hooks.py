@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import subprocess
+import tomllib
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from .helpers import MODELS, PROTOCOLS, TEMPLATE, load_hook
+from .helpers import CONTEXT, MODELS, PROTOCOLS, TEMPLATE, load_hook
 
 post_gen = load_hook("post_gen_project")
-VARIANTS = TEMPLATE / "{{cookiecutter.project_slug}}" / post_gen.VARIANTS
+VARIANTS = TEMPLATE / "{{cookiecutter.__directory}}" / post_gen.VARIANTS
 
 
 def test_every_model_has_layers() -> None:
@@ -91,3 +94,58 @@ def test_a_new_render_replaces_the_files_of_an_earlier_one(tmp_path: Path) -> No
     )
     post_gen.assemble(tmp_path, "tcp", "asyncio", include_docker=True)
     assert (tmp_path / "src/pkg/server.py").read_text() == "asyncio"
+
+
+# The first line of each license's text, as it is published.
+LICENSE_TITLES = {
+    "MIT": "MIT License",
+    "Apache-2.0": "Apache License",
+    "BSD-3-Clause": "BSD 3-Clause License",
+    "GPL-3.0-or-later": "GNU GENERAL PUBLIC LICENSE",
+}
+
+
+@pytest.mark.parametrize("spdx", CONTEXT["license"])
+def test_the_chosen_license_is_the_projects(bake: Any, spdx: str) -> None:
+    result = bake(license=spdx, author="Ada Lovelace")
+    project = result.project_path
+    metadata = tomllib.loads((project / "pyproject.toml").read_text())["project"]
+    assert not (project / post_gen.LICENSES).exists()
+    if spdx == "none":
+        assert not (project / "LICENSE").exists()
+        assert "license" not in metadata
+        return
+    text = (project / "LICENSE").read_text()
+    assert text.strip().startswith(LICENSE_TITLES[spdx])
+    assert metadata["license"] == spdx
+    if spdx in {"MIT", "BSD-3-Clause"}:  # the texts that name the holder
+        assert "Ada Lovelace" in text
+
+
+def git(project: Path, *arguments: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["git", *arguments], cwd=project, capture_output=True, text=True, check=False
+    )
+
+
+def test_the_project_is_a_git_repository_with_nothing_committed(bake: Any) -> None:
+    project = bake().project_path
+    assert git(project, "rev-parse", "--show-toplevel").stdout.strip() == str(project)
+    assert git(project, "rev-parse", "--verify", "HEAD").returncode != 0  # no commit
+    untracked = git(project, "status", "--porcelain").stdout.splitlines()
+    assert "?? pyproject.toml" in untracked
+    # What the project ignores is not offered to the first commit.
+    (project / ".venv").mkdir()
+    assert "?? .venv/" not in git(project, "status", "--porcelain").stdout
+
+
+def test_git_init_can_be_declined(bake: Any) -> None:
+    assert not (bake(git_init=False).project_path / ".git").exists()
+
+
+def test_without_git_the_project_is_rendered_with_a_note(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(post_gen.shutil, "which", lambda name: None)
+    assert "git is not installed" in (post_gen.init_git(tmp_path) or "")
+    assert not (tmp_path / ".git").exists()

@@ -22,7 +22,7 @@ import pytest
 
 from .helpers import TEMPLATE, clean_environment, run
 
-PROJECT = "{{cookiecutter.project_slug}}"
+PROJECT = "{{cookiecutter.__directory}}"
 # One cell per protocol (the files a user edits differ by protocol), each on another
 # concurrency model.
 CELLS = [
@@ -113,7 +113,8 @@ class Session:
         )
         assert result.returncode == 0, result.stdout + result.stderr
         project = output / "update-check"
-        self.ok("git", "init", "-q", "-b", "main", cwd=project)
+        # A git repository already, made by the template: nothing committed yet.
+        assert self.ok("git", "status", "--porcelain", cwd=project)
         self.commit(project, "Render from the template")
         return project
 

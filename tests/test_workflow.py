@@ -81,15 +81,39 @@ def test_the_workflow_lints_type_checks_and_tests_on_the_chosen_python(
 ) -> None:
     project = bake(python_version=python).project_path
     test = workflow(project)["jobs"]["test"]
-    setup = [step for step in test["steps"] if "setup-python" in step.get("uses", "")]
+    setup = [step for step in test["steps"] if "setup-uv" in step.get("uses", "")]
     assert [step["with"]["python-version"] for step in setup] == [python]
     assert runs(test) == [
-        "python -m pip install '.[test,dev]'",
-        "ruff check .",
-        "ruff format --check .",
-        "mypy",
-        "pytest",
+        "uv sync --locked",  # what uv.lock pins, or a failure if it is stale
+        "uv run ruff check .",
+        "uv run ruff format --check .",
+        "uv run mypy",
+        "uv run pytest",
     ]
+
+
+@pytest.mark.parametrize("docker", [True, False])
+def test_dependabot_updates_the_lock_the_actions_and_the_base_image(
+    bake: Any, docker: bool
+) -> None:
+    config = bake(include_docker=docker).project_path / ".github" / "dependabot.yml"
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "check_jsonschema",
+            "--builtin-schema",
+            "vendor.dependabot",
+            config,
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    updates = yaml.safe_load(config.read_text())["updates"]
+    ecosystems = {update["package-ecosystem"] for update in updates}
+    assert ecosystems == {"uv", "github-actions"} | ({"docker"} if docker else set())
 
 
 def test_every_action_is_pinned_to_a_major_version(bake: Any) -> None:
@@ -165,7 +189,11 @@ def test_the_docker_job_builds_runs_waits_for_healthy_and_stops(
     status, calls = run_docker_job(project, tmp_path, "healthy", 0)
     assert status == 0
     verbs = [call.split()[0] for call in calls]
-    assert verbs[:2] == ["build", "run"]
+    assert verbs[0] == "build"
+    # `docker run` goes to the background, so a `docker ps` may come before it;
+    # its container is looked at only once it runs.
+    assert "run" in verbs
+    assert verbs.index("run") < verbs.index("inspect")
     assert verbs.count("inspect") == 2  # starting, then healthy
     assert verbs[-1] == "stop"
     assert calls[-1] == "stop c0ffee"
@@ -204,3 +232,24 @@ def test_pre_commit_config_is_valid_and_runs_the_templates_ruff(bake: Any) -> No
     dev = pyproject["project"]["optional-dependencies"]["dev"]
     assert f"ruff=={template_ruff}" in dev
     assert ruff["rev"] == f"v{template_ruff}"
+
+
+PRE_COMMIT = re.compile(
+    r"`(?P<uv>uvx pre-commit install)` \(or `pip install pre-commit && "
+    r"(?P<pip>pre-commit install)`\)"
+)
+
+
+@pytest.mark.parametrize("tool", ["uv", "pip"])
+def test_pre_commit_installs_as_the_readme_says(bake: Any, tool: str) -> None:
+    """The project is a git repository from the start, so the hook goes in."""
+    project = bake().project_path
+    commands = PRE_COMMIT.search((project / "README.md").read_text())
+    assert commands is not None
+    variables = clean_environment()
+    # uvx, and the pre-commit that pip installed, sit beside this Python.
+    variables["PATH"] = f"{Path(sys.executable).parent}:{variables['PATH']}"
+    subprocess.run(
+        ["bash", "-c", commands[tool]], cwd=project, env=variables, check=True
+    )
+    assert "pre-commit" in (project / ".git" / "hooks" / "pre-commit").read_text()
