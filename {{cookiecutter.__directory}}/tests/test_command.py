@@ -4,10 +4,12 @@ its logs, its errors, its health check, its console script."""
 from __future__ import annotations
 
 import json
+import re
 import socket
 import subprocess
 import sys
 import time
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import psutil
@@ -23,13 +25,19 @@ from .serverprocess import (
 )
 
 IDLE_SECONDS = 2.0
+RFC_3339 = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+00:00")
 
 
 def test_json_log_format(start_server: StartServer) -> None:
     server = start_server(log_format="json")
     server.wait_for_log(r"listening on \S+ \(")  # the server's own ready line
-    messages = [json.loads(line)["message"] for line in server.log.splitlines()]
-    assert any(message.startswith("listening on") for message in messages)
+    entries = [json.loads(line) for line in server.log.splitlines()]  # each one
+    assert any(entry["message"].startswith("listening on") for entry in entries)
+    for entry in entries:
+        assert {"time", "level", "logger", "pid", "message"} <= entry.keys()
+        # RFC 3339: a date, a time and its offset from UTC, which parse back.
+        assert RFC_3339.fullmatch(entry["time"]), entry["time"]
+        assert datetime.fromisoformat(entry["time"]).utcoffset() == timedelta(0)
 
 
 def test_a_bad_flag_stops_it_with_one_clear_line() -> None:

@@ -29,11 +29,11 @@ def test_a_request_waits_for_a_free_worker(start_server: StartServer) -> None:
     with ThreadPoolExecutor(2) as clients:
         busy = clients.submit(request, server.address, "GET", "/sleep/1")
         server.wait_for_log("sleep started")
-        waiting = clients.submit(request, server.address, "GET", "/healthz")
+        waiting = clients.submit(request, server.address, "GET", "/")
         assert busy.result()[0] == 200
         assert waiting.result()[0] == 200
     # Answered in the order the worker took them.
-    assert server.log.index('"GET /sleep/1') < server.log.index('"GET /healthz')
+    assert server.log.index('"GET /sleep/1') < server.log.index('"GET / HTTP')
 
 
 def test_a_request_that_waits_past_the_idle_timeout_gets_503(

@@ -25,7 +25,7 @@ def run(
         return app(environ, start)
 
     request = h11.Request(method="GET", target=target, headers=[("Host", "x")])
-    application = Application(recording, ("127.0.0.1", 80), False, False)
+    application = Application(recording, ("127.0.0.1", 80), False, False, False)
     return call(application, request, b"", ("127.0.0.1", 5555)), seen
 
 
@@ -59,7 +59,12 @@ def test_an_application_failing_midway_is_a_500() -> None:
         yield b"half"
         raise RuntimeError("midway")
 
-    assert run(failing)[0] == Response(500, b"Internal Server Error", [], b"")
+    response = run(failing)[0]
+    assert (response.status, response.reason, response.body) == (
+        500,
+        b"Internal Server Error",
+        b"",
+    )
 
 
 @pytest.mark.parametrize(

@@ -36,12 +36,16 @@ TIMEOUT_SECONDS = 10.0
 
 
 def request(
-    address: Address, method: str, path: str, body: bytes | None = None
+    address: Address,
+    method: str,
+    path: str,
+    body: bytes | None = None,
+    headers: dict[str, str] | None = None,
 ) -> tuple[int, dict[str, str], bytes]:
     """One request on a new connection: status, headers, body."""
     connection = http.client.HTTPConnection(*address, timeout=TIMEOUT_SECONDS)
     try:
-        connection.request(method, path, body=body)
+        connection.request(method, path, body=body, headers=headers or {})
         response = connection.getresponse()
         return response.status, dict(response.getheaders()), response.read()
     finally:
@@ -294,10 +298,42 @@ def test_access_log_can_be_switched_off(start_server: StartServer) -> None:
     logged = start_server()
     silent = start_server(access_log="false")
     for server in (logged, silent):
-        assert request(server.address, "GET", "/healthz")[0] == 200
-    logged.wait_for_log("/healthz")
+        assert request(server.address, "GET", "/?who=me")[0] == 200
+    # The client, the request line, the status and the time taken.
+    logged.wait_for_log(r'127\.0\.0\.1 "GET /\?who=me HTTP/1\.1" 200 \d+\.\d ms')
     time.sleep(0.5)
-    assert "/healthz" not in silent.log
+    assert "GET /" not in silent.log
+
+
+def test_health_checks_are_logged_only_if_asked(start_server: StartServer) -> None:
+    """A load balancer asks every few seconds: those lines would drown the rest."""
+    quiet = start_server()
+    verbose = start_server(log_probes="true")
+    for server in (quiet, verbose):
+        for path in ("/healthz", "/"):
+            assert request(server.address, "GET", path)[0] == 200
+        server.wait_for_log('"GET / HTTP/1.1" 200')
+    assert "/healthz" not in quiet.log
+    verbose.wait_for_log('"GET /healthz HTTP/1.1" 200')
+
+
+def test_a_request_id_is_kept_or_made_and_on_its_log_lines(
+    start_server: StartServer,
+) -> None:
+    server = start_server(handler=TEST_APP)
+    kept = request(server.address, "GET", "/", headers={"X-Request-ID": "req-1.2:3"})
+    assert kept[1]["X-Request-ID"] == "req-1.2:3"
+    server.wait_for_log(r'\[req-1\.2:3\]: 127\.0\.0\.1 "GET / HTTP/1\.1" 200')
+    # An id that could forge a log line, or none, is replaced by a new one.
+    for headers in ({"X-Request-ID": "x] forged"}, {}):
+        made = request(server.address, "GET", "/", headers=headers)[1]["X-Request-ID"]
+        assert re.fullmatch(r"[0-9a-f]{32}", made), made
+        server.wait_for_log(rf"\[{made}\]: 127\.0\.0\.1")
+    # What the handler logs while serving a request carries the id too.
+    failed = request(server.address, "GET", "/crash", headers={"X-Request-ID": "c-9"})
+    assert failed[0] == 500
+    assert failed[1]["X-Request-ID"] == "c-9"
+    server.wait_for_log(r"ERROR \S+\[\d+\] \[c-9\]: ")
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])

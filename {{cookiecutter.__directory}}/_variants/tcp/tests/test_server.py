@@ -6,6 +6,7 @@ The same tests hold for every concurrency model.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import threading
@@ -141,11 +142,19 @@ def test_survives_clients_that_vanish_mid_line(server: ServerProcess) -> None:
 
 
 def test_handler_error_is_logged_and_answered(start_server: StartServer) -> None:
-    server = start_server(handler=TEST_HANDLER)
+    server = start_server(handler=TEST_HANDLER, log_level="DEBUG")
     with LineClient(server.address) as client:
         assert client.request("crash") == "ERROR internal error"
         assert client.request("hello") == "hello"
     server.wait_for_log(r"Traceback[\s\S]*RuntimeError: crash requested")
+    # The connection's id is on every line logged for it: its start, the
+    # handler's error and, at debug, its end with the time it lasted.
+    opened = r"DEBUG \S+ \[(?P<id>[0-9a-f]{32})\]: 127\.0\.0\.1:\d+ connected"
+    found = re.search(opened, server.log)
+    assert found is not None, server.log
+    connection = re.escape(found["id"])
+    server.wait_for_log(rf"ERROR \S+ \[{connection}\]: handler failed")
+    server.wait_for_log(rf"DEBUG \S+ \[{connection}\]: \S+ \w+ after \d+\.\d ms")
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])

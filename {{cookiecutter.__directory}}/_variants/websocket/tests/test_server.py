@@ -220,11 +220,46 @@ def test_handler_error_closes_with_1011_and_is_logged(
     start_server: StartServer,
 ) -> None:
     server = start_server(handler=TEST_HANDLER)
-    with client(server.address) as websocket:
-        websocket.send("crash")
-        assert_closed_with(websocket, 1011)
+    with client(server.address, additional_headers={"X-Request-ID": "w-7"}) as ws:
+        ws.send("crash")
+        assert_closed_with(ws, 1011)
     server.wait_for_log(r"Traceback[\s\S]*RuntimeError: crash requested")
+    # Under the id of the connection's handshake, as everything logged for it.
+    server.wait_for_log(r"ERROR \S+\[\d+\] \[w-7\]: ")
     assert_echoes(server.address)
+
+
+def test_each_handshake_and_page_is_logged_with_its_time_and_id(
+    server: ServerProcess,
+) -> None:
+    with client(server.address, additional_headers={"X-Request-ID": "ws-1"}) as ws:
+        assert ws.response is not None
+        assert ws.response.headers["X-Request-ID"] == "ws-1"
+    server.wait_for_log(r'\[ws-1\]: 127\.0\.0\.1 "GET / HTTP/1\.1" 101 \d+\.\d ms')
+    status, headers, _ = get(server.address, "/?page")
+    (made,) = headers["X-Request-ID"]
+    assert (status, re.fullmatch(r"[0-9a-f]{32}", made) is not None) == (200, True)
+    server.wait_for_log(rf'\[{made}\]: 127\.0\.0\.1 "GET /\?page HTTP/1\.1" 200')
+
+
+def test_health_checks_are_logged_only_if_asked(start_server: StartServer) -> None:
+    """A load balancer asks every few seconds: those lines would drown the rest."""
+    quiet = start_server()
+    verbose = start_server(log_probes="true")
+    for server in (quiet, verbose):
+        for path in ("/healthz", "/"):
+            assert get(server.address, path)[0] == 200
+        server.wait_for_log('"GET / HTTP/1.1" 200')
+    assert "/healthz" not in quiet.log
+    verbose.wait_for_log('"GET /healthz HTTP/1.1" 200')
+
+
+def test_the_access_log_can_be_switched_off(start_server: StartServer) -> None:
+    server = start_server(access_log="false")
+    assert_echoes(server.address)
+    assert get(server.address, "/")[0] == 200
+    time.sleep(0.5)
+    assert '"GET / HTTP/1.1"' not in server.log
 
 
 def test_lets_in_only_the_allowed_origins(start_server: StartServer) -> None:

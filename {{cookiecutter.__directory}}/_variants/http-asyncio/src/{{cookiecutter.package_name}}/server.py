@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import cast
 
 from aiohttp import web
+from aiohttp.abc import AbstractAccessLogger
 from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.typedefs import Handler as RequestHandler
 from aiohttp.typedefs import Middleware
@@ -36,6 +37,7 @@ log = logging.getLogger(__name__)
 Handler = Callable[[HttpSettings], web.Application]
 MODEL = "http, asyncio: aiohttp with {}"
 LINGER_SECONDS = 2.0  # how long a closing connection drains what the client sends
+PROBE = "/healthz"  # the health check's path: load balancers ask it every few seconds
 BUSY_BODY = to_json({"error": "Service Unavailable", "status": 503})
 BUSY = (
     "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
@@ -76,6 +78,45 @@ class Refusal(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.deadline.cancel()
+
+
+@web.middleware
+async def request_ids(
+    request: web.Request, handler: RequestHandler
+) -> web.StreamResponse:
+    """Serve each request under its id (see logs.request_id): every line logged
+    while it is served carries the id, and so does the response."""
+    request_id = logs.request_id(request.headers.get("X-Request-ID"))
+    token = logs.current_request.set(request_id)
+    try:
+        response = await handler(request)
+    finally:
+        logs.current_request.reset(token)
+    response.headers.setdefault("X-Request-ID", request_id)
+    return response
+
+
+def access_logger(log_probes: bool) -> type[AbstractAccessLogger]:
+    """aiohttp's access log, as the thread models write it: one line a request,
+    with its time in milliseconds and its id; health checks only if asked."""
+
+    class AccessLogger(AbstractAccessLogger):
+        def log(
+            self, request: web.BaseRequest, response: web.StreamResponse, time: float
+        ) -> None:
+            if request.path == PROBE and not log_probes:
+                return
+            major, minor = request.version
+            logs.access(
+                self.logger,
+                str(request.remote),
+                f"{request.method} {request.path_qs} HTTP/{major}.{minor}",
+                response.status,
+                time * 1000,
+                response.headers.get("X-Request-ID"),
+            )
+
+    return AccessLogger
 
 
 def read_body_within(seconds: float) -> Middleware:
@@ -129,12 +170,14 @@ async def serve_until_stopped(
 
     app = handler(settings)
     stopping = asyncio.Event()
+    app.middlewares.insert(0, request_ids)  # outermost: error responses get ids too
     app.middlewares.append(close_when(stopping))
     app.middlewares.append(read_body_within(settings.idle_timeout))
     runner = web.AppRunner(
         app,
         handle_signals=False,
         access_log=logging.getLogger("aiohttp.access") if settings.access_log else None,
+        access_log_class=access_logger(settings.log_probes),
         keepalive_timeout=settings.idle_timeout,
         max_line_size=settings.max_header_bytes,
         max_field_size=settings.max_header_bytes,

@@ -68,6 +68,7 @@ def conversations(
         sock.getsockname()[:2],
         multiprocess=settings.workers > 1,
         access_log=settings.access_log,
+        log_probes=settings.log_probes,
     )
     return functools.partial(HttpConversation, application, settings, **options)
 

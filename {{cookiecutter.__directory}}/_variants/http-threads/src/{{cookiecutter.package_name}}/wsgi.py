@@ -12,6 +12,7 @@ import io
 import logging
 import re
 import sys
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from types import TracebackType
@@ -34,6 +35,8 @@ ExcInfo = tuple[type[BaseException], BaseException, TracebackType]
 STATUS = re.compile(r"(?P<code>[1-5][0-9][0-9]) (?P<reason>[^\x00-\x1f\x7f]*)")
 # Set by the server, not by the client: a header of the same name is dropped.
 NOT_HEADERS = {b"content-type": "CONTENT_TYPE", b"content-length": "CONTENT_LENGTH"}
+# The health check's path: load balancers ask it every few seconds.
+PROBE = b"/healthz"
 
 
 @dataclass(frozen=True)
@@ -54,13 +57,50 @@ class Application:
     server_address: tuple[str, int]
     multiprocess: bool
     access_log: bool
+    log_probes: bool
 
 
 def call(
     application: Application, request: h11.Request, body: bytes, client: Any
 ) -> Response:
-    """Run the application on one request (a job); an application that fails
-    gets its traceback logged and the client a 500."""
+    """Run the application on one request (a job), under the request's id: every
+    line it logs carries the id, and so does the response. An application that
+    fails gets its traceback logged and the client a 500."""
+    started = time.monotonic()
+    request_id = logs.request_id(header(request, b"x-request-id"))
+    token = logs.current_request.set(request_id)
+    try:
+        response = respond(application, request, body, client)
+    finally:
+        logs.current_request.reset(token)
+    if header(response, b"x-request-id") is None:
+        response.headers.append((b"X-Request-ID", request_id.encode()))
+    if application.access_log and (
+        application.log_probes or request.target.partition(b"?")[0] != PROBE
+    ):
+        milliseconds = (time.monotonic() - started) * 1000
+        logs.access(
+            access_log,
+            client[0],
+            request_line(request),
+            response.status,
+            milliseconds,
+            request_id,
+        )
+    return response
+
+
+def header(message: h11.Request | Response, name: bytes) -> str | None:
+    """The first value of a header (`name` in lowercase), if the message has it."""
+    for key, value in message.headers:
+        if key.lower() == name:
+            return bytes(value).decode("latin-1")
+    return None
+
+
+def respond(
+    application: Application, request: h11.Request, body: bytes, client: Any
+) -> Response:
     status, headers = "500 Internal Server Error", []
 
     def start_response(
@@ -93,9 +133,6 @@ def call(
     except Exception:
         log.exception("the application failed; %s gets a 500", logs.address(client))
         response = Response(500, b"Internal Server Error", [], b"")
-    if application.access_log:
-        line = request_line(request).encode("unicode_escape").decode()
-        access_log.info('%s "%s" %s', client[0], line, response.status)
     return response
 
 

@@ -29,3 +29,4 @@ class HttpSettings(config.Settings):
         1024**2, "largest request body, in bytes", minimum=0, maximum=2**31
     )
     access_log: bool = setting(True, "log one line per request")
+    log_probes: bool = setting(False, "log health checks (GET /healthz) too")

@@ -14,6 +14,7 @@ import contextlib
 import logging
 import signal
 import socket
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -119,6 +120,10 @@ class Connection:
 
     async def serve(self) -> None:
         framing = LineProtocol(self.settings.max_line_bytes)
+        # The connection's task: every line logged for it carries this id.
+        logs.current_request.set(logs.request_id(None))
+        opened = time.monotonic()
+        log.debug("%s connected", self.peer)
         try:
             while (events := await self._receive(framing)) is not None:
                 for event in events:
@@ -138,6 +143,8 @@ class Connection:
         finally:
             self.deadline.close()
             await self._close()
+            milliseconds = (time.monotonic() - opened) * 1000
+            log.debug("%s closed after %.1f ms", self.peer, milliseconds)
 
     def stop(self) -> None:
         """Close after the request in hand; an idle client has a moment to send

@@ -26,14 +26,17 @@ log = logging.getLogger(__name__)
 Handler = Callable[[str], str]
 
 
-def respond(handler: Handler, text: str, address: Address) -> bytes:
-    """Run the handler on one request (a job): its reply line, or an error line
-    if it raises."""
+def respond(handler: Handler, text: str, address: Address, request_id: str) -> bytes:
+    """Run the handler on one request (a job), under the connection's id: its
+    reply line, or an error line if it raises."""
+    token = logs.current_request.set(request_id)
     try:
         return protocol.reply(handler(text))
     except Exception:
         log.exception("handler failed; %s gets an error line", logs.address(address))
         return protocol.error("internal error")
+    finally:
+        logs.current_request.reset(token)
 
 
 def refusal(reason: str) -> Refusal:
@@ -56,7 +59,13 @@ class LineConversation:
         self.ended = False  # the client has finished sending
         self.stopping = False
         self.finished = False
-        self.deadline = time.monotonic() + self.idle_timeout
+        self.opened = time.monotonic()
+        self.deadline = self.opened + self.idle_timeout
+        # On every line logged for this connection, at debug its start and end.
+        self.request_id = logs.request_id(None)
+        log.debug(
+            "%s connected", logs.address(address), extra={"request_id": self.request_id}
+        )
 
     def receive_data(self, data: bytes) -> None:
         if data:
@@ -80,7 +89,9 @@ class LineConversation:
         event = self.events.popleft()
         assert isinstance(event, Request)  # rejects are answered as they come
         self.working, self.deadline = True, math.inf
-        return functools.partial(respond, self.handler, event.text, self.address)
+        return functools.partial(
+            respond, self.handler, event.text, self.address, self.request_id
+        )
 
     def finish(self, result: bytes) -> None:
         self.working = False
@@ -123,3 +134,10 @@ class LineConversation:
     def _end(self) -> None:
         self.events.clear()
         self.finished, self.deadline = True, math.inf
+        milliseconds = (time.monotonic() - self.opened) * 1000
+        log.debug(
+            "%s ends after %.1f ms",
+            logs.address(self.address),
+            milliseconds,
+            extra={"request_id": self.request_id},
+        )

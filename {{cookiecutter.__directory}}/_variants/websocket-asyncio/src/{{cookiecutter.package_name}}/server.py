@@ -16,6 +16,7 @@ import asyncio
 import functools
 import logging
 import socket
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from http import HTTPStatus
@@ -60,11 +61,19 @@ class Conversations:
         self.busy: set[ServerConnection] = set()  # in the handler right now
         self.sending: dict[ServerConnection, float] = {}  # sending a reply since
         self.opened: set[ServerConnection] = set()  # from accept, handshake or not
+        self.started: dict[ServerConnection, float] = {}  # handshakes, since
         self.closing: list[asyncio.Task[None]] = []
         self.refusals = logs.Throttled(log)
         self.stopping = False
 
     def route(self, connection: ServerConnection, request: Request) -> Response | None:
+        """websockets' process_request: pages.route, unless the server is full.
+
+        The connection's task runs the handler next: the request id set here
+        marks every line logged for the connection.
+        """
+        self.started[connection] = time.monotonic()
+        logs.current_request.set(logs.request_id(request.headers.get("X-Request-ID")))
         # Itself included: the connections accepted so far, handshake done or not.
         if len(self.opened) <= self.settings.max_connections:
             return pages.route(connection, request)
@@ -72,6 +81,15 @@ class Conversations:
             f"refused {logs.address(connection.remote_address)}: server busy"
         )
         return connection.respond(HTTPStatus.SERVICE_UNAVAILABLE, "server busy\n")
+
+    def answered(
+        self, connection: ServerConnection, request: Request, response: Response
+    ) -> None:
+        """websockets' process_response: the access log line, the request id."""
+        started = self.started.pop(connection, time.monotonic())
+        request_id = logs.current_request.get() or logs.request_id(None)
+        client = str(connection.remote_address[0])
+        pages.answered(self.settings, client, request, response, request_id, started)
 
     def opening(self) -> bool:
         """Whether a client is still in its opening handshake: websockets answers
@@ -81,7 +99,7 @@ class Conversations:
     def connection_class(self) -> type[ServerConnection]:
         """websockets' connection, known to these conversations from the moment it
         is accepted: the cap counts it, and a stop can end its handshake."""
-        opened = self.opened
+        opened, started = self.opened, self.started
 
         class Connection(ServerConnection):
             def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -90,6 +108,7 @@ class Conversations:
 
             def connection_lost(self, exc: Exception | None) -> None:
                 opened.discard(self)
+                started.pop(self, None)  # a handshake that never got its answer
                 super().connection_lost(exc)
 
         return Connection
@@ -161,6 +180,7 @@ async def serve_until_stopped(
         conversations.converse,
         sock=sock,
         process_request=conversations.route,
+        process_response=conversations.answered,
         create_connection=conversations.connection_class(),
         **settings.serve_options(),
     )

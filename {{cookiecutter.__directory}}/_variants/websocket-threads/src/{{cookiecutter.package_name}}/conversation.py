@@ -46,14 +46,19 @@ class HandlerFailed:
     """What a job returns when the handler raised (it has been logged)."""
 
 
-def respond(handler: Handler, message: Message, address: Address) -> object:
-    """Run the handler on one message (a job): its reply, None for no reply, or
-    HandlerFailed if it raised."""
+def respond(
+    handler: Handler, message: Message, address: Address, request_id: str | None
+) -> object:
+    """Run the handler on one message (a job), under the id of the connection's
+    handshake: its reply, None for no reply, or HandlerFailed if it raised."""
+    token = logs.current_request.set(request_id)
     try:
         return handler(message)
     except Exception:
         log.exception("handler failed; %s is closed with 1011", logs.address(address))
         return HandlerFailed()
+    finally:
+        logs.current_request.reset(token)
 
 
 def refusal(reason: str) -> Refusal:
@@ -78,7 +83,8 @@ class WebSocketConversation:
     def __init__(
         self, handler: Handler, settings: WebSocketSettings, address: Address
     ) -> None:
-        self.handler, self.address = handler, address
+        self.handler, self.address, self.settings = handler, address, settings
+        self.request_id: str | None = None  # the handshake's, once it comes
         self.protocol = ServerProtocol(
             origins=settings.allowed_origins(),
             extensions=(
@@ -137,7 +143,9 @@ class WebSocketConversation:
             return None
         self.working = True
         message = self.messages.popleft()
-        return functools.partial(respond, self.handler, message, self.address)
+        return functools.partial(
+            respond, self.handler, message, self.address, self.request_id
+        )
 
     def finish(self, result: object) -> None:
         self.working = False
@@ -194,13 +202,20 @@ class WebSocketConversation:
 
     def _open(self, request: Request) -> None:
         """Answer the handshake: a plain HTTP response, or the WebSocket."""
+        started = time.monotonic()
+        self.request_id = logs.request_id(request.headers.get("X-Request-ID"))
         try:
             response = pages.route(self, request) or self.protocol.accept(request)
         except Exception:
             log.exception(
-                "cannot answer the handshake of %s", logs.address(self.address)
+                "cannot answer the handshake of %s",
+                logs.address(self.address),
+                extra={"request_id": self.request_id},
             )
             response = self.protocol.reject(HTTPStatus.INTERNAL_SERVER_ERROR, "")
+        pages.answered(
+            self.settings, self.address[0], request, response, self.request_id, started
+        )
         if self.protocol.eof_sent:  # what came after the request is no frame
             if response.status_code != HTTPStatus.SWITCHING_PROTOCOLS:
                 self.out.append(response.serialize())  # then the connection ends

@@ -61,6 +61,8 @@ class WebSocketSettings(config.Settings):
         "comma-separated origins a browser may connect from, such as "
         "https://example.com; * for any",
     )
+    access_log: bool = setting(True, "log one line per handshake and per page")
+    log_probes: bool = setting(False, "log health checks (GET /healthz) too")
 
     def __post_init__(self) -> None:
         super().__post_init__()
