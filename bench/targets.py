@@ -124,7 +124,9 @@ class Server:
         for pid in self.processes():
             with contextlib.suppress(OSError):  # a worker that has just ended
                 status = Path(f"/proc/{pid}/status").read_text()
-                total += int(re.search(r"VmRSS:\s+(\d+) kB", status)[1])  # type: ignore[index]
+                # A zombie (ended, not reaped yet) has no memory and no VmRSS line.
+                if resident := re.search(r"VmRSS:\s+(\d+) kB", status):
+                    total += int(resident[1])
         return total / 1024
 
     def cpu_seconds(self) -> float:
@@ -158,6 +160,12 @@ class Server:
         return count
 
 
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 @contextlib.contextmanager
 def running(
     target: Target, python: Path, pinned: bool = True, **settings: object
@@ -178,6 +186,8 @@ def running(
     }
     if target.protocol == "http":
         env[prefix + "ACCESS_LOG"] = "false"  # a log line per request is not the server
+    if target.kind == "cell":  # metrics on, as by default, on a port of its own
+        env.setdefault(prefix + "METRICS_PORT", str(free_port()))
     process = subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True)
     try:
         assert process.stderr is not None

@@ -41,6 +41,7 @@ class Project:
     package: str
     protocol: str
     port: int
+    metrics_port: int  # the server's default, in config.py
     user: str  # the Dockerfile's USER
     shutdown_timeout: float  # the server's default, in config.py
 
@@ -50,12 +51,16 @@ class Project:
         users = re.findall(r"^USER\s+(\S+)", (path / "Dockerfile").read_text(), re.M)
         config = (path / "src" / package / "config.py").read_text()
         default = re.search(r"shutdown_timeout: float = setting\(\s*([0-9.]+)", config)
-        if not users or default is None:
-            raise ManifestError("no USER in the Dockerfile, or no shutdown timeout")
+        metrics = re.search(r"^METRICS_PORT = (\d+)", config, re.M)
+        if not users or default is None or metrics is None:
+            raise ManifestError(
+                "no USER in the Dockerfile, or no shutdown timeout or metrics port"
+            )
         return cls(
             package=package,
             protocol=context["protocol"],
             port=int(context["port"]),
+            metrics_port=int(metrics[1]),
             # The last USER is the one the container runs as; its user, not group.
             user=users[-1].partition(":")[0],
             shutdown_timeout=float(default[1]),
@@ -157,8 +162,20 @@ def check_ports(documents: Documents, project: Project) -> None:
     if variables.get("PORT") != str(project.port):
         raise ManifestError(f"PORT is {variables.get('PORT')!r}, not {project.port}")
     ports = {port.get("name"): port["containerPort"] for port in server["ports"]}
-    if list(ports.values()) != [project.port]:
-        raise ManifestError(f"container ports {ports}, expected {project.port} only")
+    if list(ports.values()) != [project.port, project.metrics_port]:
+        raise ManifestError(
+            f"container ports {ports}, expected {project.port} and the metrics "
+            f"port, {project.metrics_port}"
+        )
+    if ports.get("metrics") != project.metrics_port:
+        raise ManifestError(f"no container port named metrics in {ports}")
+    annotations = documents["Deployment"]["spec"]["template"]["metadata"].get(
+        "annotations", {}
+    )
+    scraped = {"prometheus.io/scrape": "true", "prometheus.io/path": "/metrics"}
+    scraped["prometheus.io/port"] = str(project.metrics_port)
+    if annotations != scraped:
+        raise ManifestError(f"pod annotations {annotations}, expected {scraped}")
 
     def resolve(port: int | str, where: str) -> None:
         number = ports.get(port) if isinstance(port, str) else port

@@ -34,6 +34,7 @@ COMMON_FILES = {
     "src/{package}/config.py",
     "src/{package}/healthcheck.py",
     "src/{package}/logs.py",
+    "src/{package}/metrics.py",
     "src/{package}/server.py",
     "src/{package}/workers.py",
     "tests/__init__.py",
@@ -41,6 +42,7 @@ COMMON_FILES = {
     "tests/test_command.py",
     "tests/serverprocess.py",
     "tests/test_config.py",
+    "tests/test_metrics.py",
     "tests/test_stop.py",
     "tests/test_workers.py",
 }

@@ -13,17 +13,19 @@ from __future__ import annotations
 import os
 import re
 import shlex
+import shutil
 import signal
 import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from pathlib import Path
 from typing import IO, Any
 
 import pytest
 
-from .helpers import CELLS, clean_environment, run
+from .helpers import CELLS, clean_environment, missing, run
 
 SUMMARY = re.compile(r"^=+ (?P<counts>.*) in [\d.]+s", re.MULTILINE)
 QUICK_START = re.compile(r"\n## Quick start\n(?P<text>.*?)\n## ", re.S)
@@ -36,9 +38,10 @@ UVLOOP = re.compile(
 # A session "of your own", typed at an interactive client.
 INTERACTIVE = re.compile(r"`(?P<command>[^`]+)` is a session of your own")
 READY = re.compile(r"listening on \S+ \((?P<model>.*)\)")
+METRICS = re.compile(r"curl -s (?P<url>http://\S+/metrics) ")
 # Ports of the servers these tests start, one per cell and tool.
 PORTS = {
-    (cell.id, tool): 22000 + 2 * index + offset
+    (cell.id, tool): 22000 + 4 * index + 2 * offset  # and the next for metrics
     for index, cell in enumerate(CELLS)
     for offset, tool in enumerate(("uv", "pip"))
 }
@@ -68,6 +71,9 @@ class QuickStart:
         self.pip_lint = [pip_lint["install"], lint["uv"].replace("uv run ", "")]
         self.uvloop = UVLOOP.search(text)
         self.interactive = [m["command"] for m in INTERACTIVE.finditer(text)]
+        metrics = METRICS.search(text)
+        assert metrics is not None, "the session reads no metrics"
+        self.metrics = metrics["url"]
 
 
 class Terminal:
@@ -112,6 +118,7 @@ class Terminal:
             for interactive in quick_start.interactive:
                 printed = self.type_a_line(interactive)
                 assert b"hello" in printed, (interactive, printed)
+            check_metrics(quick_start.metrics)
         finally:
             status = server.stop()
         assert status == 0, "".join(server.log)
@@ -156,6 +163,18 @@ class Terminal:
         counts = SUMMARY.findall(output)[-1]
         assert re.fullmatch(r"\d+ passed", counts), output
         return counts
+
+
+def check_metrics(url: str) -> None:
+    """What the metrics listener serves passes Prometheus' own lint."""
+    if shutil.which("promtool") is None:
+        missing("no promtool", "apt install prometheus (Debian's package ships it)")
+    with urllib.request.urlopen(url, timeout=TIMEOUT_SECONDS) as response:
+        text = response.read()
+    checked = subprocess.run(
+        ["promtool", "check", "metrics"], input=text, capture_output=True
+    )
+    assert checked.returncode == 0, (checked.stdout + checked.stderr).decode()
 
 
 def read_all(stream: IO[bytes], into: bytearray) -> None:

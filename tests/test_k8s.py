@@ -206,8 +206,22 @@ BROKEN = [
         manifests.check_ports,
         "http",
         edit("Deployment", CONTAINER + ".ports.0.containerPort", 80),
-        r"container ports \{'http': 80\}, expected 8080",
+        r"container ports \{'http': 80, 'metrics': 8081\}, expected 8080",
         id="ports-container",
+    ),
+    pytest.param(
+        manifests.check_ports,
+        "http",
+        edit("Deployment", CONTAINER + ".ports.1.name", "prom"),
+        r"no container port named metrics",
+        id="ports-metrics",
+    ),
+    pytest.param(
+        manifests.check_ports,
+        "websocket",
+        edit("Deployment", "spec.template.metadata.annotations", {}),
+        r"pod annotations \{\}, expected",
+        id="ports-scrape-annotations",
     ),
     pytest.param(
         manifests.check_ports,

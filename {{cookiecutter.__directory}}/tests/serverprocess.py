@@ -7,10 +7,12 @@ import contextlib
 import dataclasses
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -72,6 +74,8 @@ class ServerProcess:
         if unknown := set(settings) - SETTINGS:
             raise TypeError(f"this server has no setting {', '.join(sorted(unknown))}")
         env = {**os.environ, **(environ or {}), "HOST": "127.0.0.1", "PORT": "0"}
+        # Servers run side by side in the tests: metrics only where a test asks.
+        env.setdefault(env_var("metrics_port"), "0")
         env.update({env_var(name): str(value) for name, value in settings.items()})
         if handler is not None:
             command = [sys.executable, "-c", f"{before}\n{WITH_HANDLER}", handler]
@@ -83,8 +87,15 @@ class ServerProcess:
         return cls(command, env)
 
     def __init__(self, command: list[str], env: dict[str, str]) -> None:
+        # Its temporary files (the workers' metrics) go where kill() removes them,
+        # whatever a test does to the server.
+        self.temporary = tempfile.mkdtemp(prefix="server-")
         self.process = subprocess.Popen(
-            command, cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True
+            command,
+            cwd=ROOT,
+            env={**env, "TMPDIR": self.temporary},
+            stderr=subprocess.PIPE,
+            text=True,
         )
         self._lines: list[str] = []
         self._changed = threading.Condition()
@@ -188,6 +199,7 @@ class ServerProcess:
                 with contextlib.suppress(psutil.NoSuchProcess):
                     worker.kill()
             psutil.wait_procs(processes, timeout=15)
+        shutil.rmtree(self.temporary, ignore_errors=True)
 
 
 StartServer = Callable[..., ServerProcess]

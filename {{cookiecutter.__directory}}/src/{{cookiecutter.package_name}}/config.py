@@ -23,6 +23,7 @@ UNPREFIXED = frozenset({"host", "port"})
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 LOG_FORMATS = ("text", "json")
 DAY_SECONDS = 86400
+METRICS_PORT = {{ cookiecutter.__metrics_port }}  # the server's port, plus one
 BOOLEANS = {
     "true": True,
     "yes": True,
@@ -102,6 +103,12 @@ class Settings:
         minimum=1,
         maximum=1024,
         named={"auto": usable_cpus},
+    )
+    metrics_port: int = setting(
+        METRICS_PORT,
+        "port of the Prometheus metrics listener, on the same host; 0 turns it off",
+        minimum=0,
+        maximum=65535,
     )
     log_level: str = setting("INFO", "log level", choices=LOG_LEVELS)
     log_format: str = setting("text", "log format", choices=LOG_FORMATS)

@@ -27,7 +27,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import NoReturn
 
-from . import logs
+from . import logs, metrics
 from .config import ConfigError, Settings
 
 log = logging.getLogger(__name__)
@@ -50,6 +50,8 @@ def serve(settings: Settings, serve_socket: ServeSocket) -> int:
     the exit status."""
     sock = listen(settings.host, settings.port)
     if settings.workers == 1:
+        metrics.meters()  # from the first scrape on, every figure is there
+        metrics.serve(settings.host, settings.metrics_port)
         serve_socket(sock)
         return 0
     return Supervisor(sock, serve_socket, settings).run()
@@ -107,6 +109,7 @@ class Supervisor:
     ) -> None:
         self.sock = sock
         self.serve_socket = serve_socket
+        self.settings = settings
         self.count = settings.workers
         self.shutdown_timeout = settings.shutdown_timeout
         self.workers: dict[int, Worker] = {}  # by process id
@@ -121,6 +124,15 @@ class Supervisor:
         # Taken by sigwait below. Blocked before the first fork, the stop signals
         # stay blocked in a worker until its server is ready to take them.
         signal.pthread_sigmask(signal.SIG_BLOCK, SIGNALS)
+        # Before the first fork: the workers count in files there, summed here.
+        self.metrics = metrics.share_between_workers()
+        try:
+            metrics.serve_workers(
+                self.settings.host, self.settings.metrics_port, self.metrics
+            )
+        except ConfigError:
+            metrics.remove(self.metrics)
+            raise
         for number in range(1, self.count + 1):
             self.start(number)
         address = logs.address(self.sock.getsockname())
@@ -191,6 +203,7 @@ class Supervisor:
             if pid == 0:
                 return
             if (worker := self.workers.pop(pid, None)) is not None:
+                metrics.worker_ended(pid, self.metrics)
                 yield pid, worker, status
 
     def stop(self, signum: signal.Signals) -> int:
@@ -224,6 +237,7 @@ class Supervisor:
             os.kill(pid, signal.SIGKILL)
             os.waitpid(pid, 0)
         signal.setitimer(signal.ITIMER_REAL, 0)
+        metrics.remove(self.metrics)
         log.info("stopped")
         return status
 
@@ -236,6 +250,7 @@ def work(sock: socket.socket, serve_socket: ServeSocket, lifeline: int) -> NoRet
         # is: each server unblocks them where it takes them.
         threading.Thread(target=stop_with, args=(lifeline,), daemon=True).start()
         signal.pthread_sigmask(signal.SIG_UNBLOCK, SIGNALS - STOP_SIGNALS)
+        metrics.meters()  # its gauges at 0 from the start
         serve_socket(sock)
         status = 0
     except Exception:

@@ -46,7 +46,7 @@ def test_a_line_at_the_limit_passes_and_one_byte_more_does_not() -> None:
     framing = LineProtocol(max_line_bytes=5)
     assert framing.receive_data(b"12345\r\n") == [Request("12345")]
     assert framing.receive_data(b"123456\n") == [
-        Reject("line too long (limit 5 bytes)", close=True)
+        Reject("line too long (limit 5 bytes)", close=True, kind="oversize")
     ]
 
 
@@ -54,7 +54,7 @@ def test_a_long_line_is_rejected_before_its_end() -> None:
     framing = LineProtocol(max_line_bytes=5)
     assert framing.receive_data(b"1234") == []
     assert framing.receive_data(b"5678") == [
-        Reject("line too long (limit 5 bytes)", close=True)
+        Reject("line too long (limit 5 bytes)", close=True, kind="oversize")
     ]
 
 
@@ -62,7 +62,7 @@ def test_requests_before_a_long_line_are_kept() -> None:
     framing = LineProtocol(max_line_bytes=5)
     assert framing.receive_data(b"ok\n" + b"x" * 10) == [
         Request("ok"),
-        Reject("line too long (limit 5 bytes)", close=True),
+        Reject("line too long (limit 5 bytes)", close=True, kind="oversize"),
     ]
 
 

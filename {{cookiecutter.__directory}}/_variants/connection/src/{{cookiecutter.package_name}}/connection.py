@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from . import logs
+from . import logs, metrics
 from .threads import (
     ACCEPT_PAUSE_SECONDS,
     LINGER_SECONDS,
@@ -122,17 +122,22 @@ def poll_ms(seconds: float) -> int:
 def receive(sock: socket.socket) -> bytes | None:
     """What the client has sent (b"" once it has finished); None if nothing yet."""
     try:
-        return sock.recv(RECV_BYTES)
+        data = sock.recv(RECV_BYTES)
     except BlockingIOError:
         return None
+    metrics.meters().received_bytes.inc(len(data))
+    return data
 
 
 def send(sock: socket.socket, data: bytes, timeout: float) -> None:
     """Send `data` whole; fail if the client takes none of it for `timeout`."""
+    sent_bytes = metrics.meters().sent_bytes
     view = memoryview(data)
     while view:
         try:
-            view = view[sock.send(view) :]
+            sent = sock.send(view)
+            sent_bytes.inc(sent)
+            view = view[sent:]
         except BlockingIOError:
             writable = select.poll()
             writable.register(sock, select.POLLOUT)
@@ -228,16 +233,23 @@ class ThreadedServer:
 
     def _admit(self, sock: socket.socket, address: Address) -> None:
         sock.setblocking(True)  # where the listener's mode is inherited (BSD)
+        meters = metrics.meters()
         with self.changed:
             admitted = self.active < self.max_connections
             if admitted:
                 self.active += 1
         if not admitted:
+            meters.refused["cap"].inc()
             self._turn_away(sock, address, "server busy")
-        elif self.stop.grace_over and self.refuse_after_grace:
+            return
+        meters.connections_open.inc()  # until _served
+        if self.stop.grace_over and self.refuse_after_grace:
+            meters.refused["draining"].inc()
             self._turn_away(sock, address, "server shutting down")
             self._served()
-        elif self.own_threads:
+            return
+        meters.connections_accepted.inc()
+        if self.own_threads:
             serving = threading.Thread(
                 target=self._serve, args=(sock, address), daemon=True
             )
@@ -259,6 +271,7 @@ class ThreadedServer:
             self._served()
 
     def _served(self) -> None:
+        metrics.meters().connections_open.dec()
         with self.changed:
             self.active -= 1
             self.changed.notify_all()

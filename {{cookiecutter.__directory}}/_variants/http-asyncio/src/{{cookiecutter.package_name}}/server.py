@@ -16,6 +16,7 @@ import logging
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass
+from http import HTTPStatus
 from typing import cast
 
 from aiohttp import web
@@ -24,7 +25,7 @@ from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.typedefs import Handler as RequestHandler
 from aiohttp.typedefs import Middleware
 
-from . import eventloop, logs
+from . import eventloop, logs, metrics
 from .app import create_app, to_json
 from .config import setting
 from .eventloop import LOOP_NAME, STOP_GRACE_SECONDS, stop_accepting, stop_signal
@@ -37,6 +38,14 @@ log = logging.getLogger(__name__)
 Handler = Callable[[HttpSettings], web.Application]
 MODEL = "http, asyncio: aiohttp with {}"
 LINGER_SECONDS = 2.0  # how long a closing connection drains what the client sends
+# The protocol errors (see metrics.ERRORS) of answers raised while reading a body.
+ERRORS: dict[int, str] = {
+    HTTPStatus.REQUEST_TIMEOUT: "timeout",
+    HTTPStatus.REQUEST_ENTITY_TOO_LARGE: "oversize",
+}
+# What aiohttp calls a request it could not parse, and what it answers one too big.
+UNPARSED = "UNKNOWN"
+OVERSIZE = {413, 414, 431}
 PROBE = "/healthz"  # the health check's path: load balancers ask it every few seconds
 BUSY_BODY = to_json({"error": "Service Unavailable", "status": 503})
 BUSY = (
@@ -80,6 +89,55 @@ class Refusal(asyncio.Protocol):
         self.deadline.cancel()
 
 
+class Counted(asyncio.Protocol):
+    """aiohttp's protocol for one connection, with the bytes it receives and its
+    end counted (its class has slots: nothing can be added to it)."""
+
+    def __init__(self, protocol: asyncio.Protocol, meters: metrics.Meters) -> None:
+        self.protocol, self.meters = protocol, meters
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.protocol.connection_made(transport)
+
+    def data_received(self, data: bytes) -> None:
+        self.meters.received_bytes.inc(len(data))
+        self.protocol.data_received(data)
+
+    def eof_received(self) -> bool | None:
+        return self.protocol.eof_received()
+
+    def pause_writing(self) -> None:
+        self.protocol.pause_writing()
+
+    def resume_writing(self) -> None:
+        self.protocol.resume_writing()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.meters.connections_open.dec()
+        self.protocol.connection_lost(exc)
+
+
+@web.middleware
+async def count(request: web.Request, handler: RequestHandler) -> web.StreamResponse:
+    """Count each request by its status class, and time it (see metrics.py)."""
+    meters = metrics.meters()
+    started, status = meters.started(), 500
+    try:
+        response = await handler(request)
+        status = response.status
+    except web.HTTPException as error:  # an answer, raised
+        status = error.status
+        if (kind := ERRORS.get(status)) is not None:
+            meters.errors[kind].inc()
+        raise
+    except Exception:
+        meters.errors["handler"].inc()
+        raise
+    finally:
+        meters.finished(started, f"{status // 100}xx")
+    return response
+
+
 @web.middleware
 async def request_ids(
     request: web.Request, handler: RequestHandler
@@ -96,7 +154,7 @@ async def request_ids(
     return response
 
 
-def access_logger(log_probes: bool) -> type[AbstractAccessLogger]:
+def access_logger(access_log: bool, log_probes: bool) -> type[AbstractAccessLogger]:
     """aiohttp's access log, as the thread models write it: one line a request,
     with its time in milliseconds and its id; health checks only if asked."""
 
@@ -104,7 +162,12 @@ def access_logger(log_probes: bool) -> type[AbstractAccessLogger]:
         def log(
             self, request: web.BaseRequest, response: web.StreamResponse, time: float
         ) -> None:
-            if request.path == PROBE and not log_probes:
+            meters = metrics.meters()
+            meters.sent_bytes.inc(response.body_length)  # once sent; bodies only
+            if request.method == UNPARSED:  # answered by aiohttp: a protocol error
+                oversize = response.status in OVERSIZE
+                meters.errors["oversize" if oversize else "malformed"].inc()
+            if not access_log or (request.path == PROBE and not log_probes):
                 return
             major, minor = request.version
             logs.access(
@@ -171,13 +234,14 @@ async def serve_until_stopped(
     app = handler(settings)
     stopping = asyncio.Event()
     app.middlewares.insert(0, request_ids)  # outermost: error responses get ids too
+    app.middlewares.insert(0, count)  # and counted, the ids' own too
     app.middlewares.append(close_when(stopping))
     app.middlewares.append(read_body_within(settings.idle_timeout))
     runner = web.AppRunner(
         app,
         handle_signals=False,
-        access_log=logging.getLogger("aiohttp.access") if settings.access_log else None,
-        access_log_class=access_logger(settings.log_probes),
+        access_log=logging.getLogger("aiohttp.access"),
+        access_log_class=access_logger(settings.access_log, settings.log_probes),
         keepalive_timeout=settings.idle_timeout,
         max_line_size=settings.max_header_bytes,
         max_field_size=settings.max_header_bytes,
@@ -189,12 +253,16 @@ async def serve_until_stopped(
     assert connections is not None
 
     refusals = logs.Throttled(log)
+    meters = metrics.meters()
 
     def accept() -> asyncio.BaseProtocol:
         if len(connections.connections) >= settings.max_connections:
+            meters.refused["cap"].inc()
             refusals.warning("refused a connection: server busy")
             return Refusal()
-        return connections()
+        meters.connections_accepted.inc()
+        meters.connections_open.inc()  # until connection_lost
+        return Counted(connections(), meters)
 
     server = await asyncio.get_running_loop().create_server(accept, sock=sock)
     address = logs.address(server.sockets[0].getsockname())

@@ -24,6 +24,7 @@ from http import HTTPStatus
 
 import h11
 
+from . import metrics
 from .config import PROG
 from .limits import HttpSettings
 from .threads import Address, Refusal
@@ -31,6 +32,14 @@ from .wsgi import Application, Handler, Response, call
 
 log = logging.getLogger(__name__)
 
+# The protocol errors (see metrics.ERRORS) that these answers count as.
+ERRORS = {
+    HTTPStatus.REQUEST_TIMEOUT: "timeout",
+    HTTPStatus.REQUEST_ENTITY_TOO_LARGE: "oversize",
+    HTTPStatus.REQUEST_URI_TOO_LONG: "oversize",
+    HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE: "oversize",
+    HTTPStatus.INTERNAL_SERVER_ERROR: "handler",  # a response h11 cannot send
+}
 HEAD_FIELDS = 4  # a whole head may be this many times the longest field
 
 
@@ -241,6 +250,7 @@ class HttpConversation:
         return self.request is not None or bool(self.h11.trailing_data[0])
 
     def _fail(self, status: HTTPStatus) -> None:
+        metrics.meters().errors[ERRORS.get(status, "malformed")].inc()
         self.out.append(error_response(status))
         self._end()
 

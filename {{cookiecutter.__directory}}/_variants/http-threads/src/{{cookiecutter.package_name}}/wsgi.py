@@ -21,7 +21,7 @@ from urllib.parse import unquote_to_bytes
 
 import h11
 
-from . import logs
+from . import logs, metrics
 from .limits import HttpSettings
 
 log = logging.getLogger(__name__)
@@ -69,10 +69,14 @@ def call(
     started = time.monotonic()
     request_id = logs.request_id(header(request, b"x-request-id"))
     token = logs.current_request.set(request_id)
+    meters = metrics.meters()
+    timer, status = meters.started(), 500
     try:
         response = respond(application, request, body, client)
+        status = response.status
     finally:
         logs.current_request.reset(token)
+        meters.finished(timer, f"{status // 100}xx")
     if header(response, b"x-request-id") is None:
         response.headers.append((b"X-Request-ID", request_id.encode()))
     if application.access_log and (
@@ -131,6 +135,7 @@ def respond(
             b"".join(chunks),
         )
     except Exception:
+        metrics.meters().errors["handler"].inc()
         log.exception("the application failed; %s gets a 500", logs.address(client))
         response = Response(500, b"Internal Server Error", [], b"")
     return response

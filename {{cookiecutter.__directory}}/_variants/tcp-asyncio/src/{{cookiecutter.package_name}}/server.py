@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from . import eventloop, logs, protocol
+from . import eventloop, logs, metrics, protocol
 from .config import setting
 from .eventloop import LOOP_NAME, STOP_GRACE_SECONDS, stop_accepting, stop_signal
 from .handler import handle
@@ -113,6 +113,7 @@ class Connection:
         self.settings, self.handler = settings, handler
         self.stopping = False
         self.deadline = IdleDeadline(settings.idle_timeout)
+        self.meters = metrics.meters()
 
     @property
     def peer(self) -> str:
@@ -130,6 +131,7 @@ class Connection:
                     if isinstance(event, Request):
                         await self._send(await self._respond(event.text))
                         continue
+                    self.meters.errors[event.kind].inc()
                     await self._send(protocol.error(event.reason))
                     if event.close:
                         await self._linger()
@@ -166,6 +168,7 @@ class Connection:
         self.deadline.start()
         try:
             while data := await self.reader.read(RECV_BYTES):
+                self.meters.received_bytes.inc(len(data))
                 if events := framing.receive_data(data):
                     return events
             return framing.receive_eof() or None
@@ -173,6 +176,7 @@ class Connection:
             if not self.deadline.interrupted():
                 raise  # cancelled from outside: a forced stop
             if not self.stopping:
+                self.meters.errors["timeout"].inc()
                 await self._send(protocol.error("idle timeout"))
             await self._linger()
             return None
@@ -180,14 +184,21 @@ class Connection:
             self.deadline.stop()
 
     async def _respond(self, text: str) -> bytes:
+        started, outcome = self.meters.started(), "error"
         try:
-            return protocol.reply(await self.handler(text))
+            reply = protocol.reply(await self.handler(text))
+            outcome = "ok"
+            return reply
         except Exception:
+            self.meters.errors["handler"].inc()
             log.exception("handler failed; the client gets an error line")
             return protocol.error("internal error")
+        finally:
+            self.meters.finished(started, outcome)
 
     async def _send(self, data: bytes) -> None:
         self.writer.write(data)
+        self.meters.sent_bytes.inc(len(data))  # taken by the transport, to be sent
         if not self.writer.transport.get_write_buffer_size():
             return  # all sent at once, as usual: no timer to set for waiting
         try:
@@ -235,7 +246,9 @@ class LineServer:
         """Take in a client as asyncio connects it: a stop waits for it from here,
         even before its task first runs."""
         connection = Connection(reader, writer, self.settings, self.handler)
+        meters = connection.meters
         if len(self.connections) >= self.settings.max_connections:
+            meters.refused["cap"].inc()
             refusal = asyncio.ensure_future(
                 connection.refuse("server busy", self.refusals)
             )
@@ -247,7 +260,14 @@ class LineServer:
         # One task per client: the one asyncio would start for a coroutine.
         task = asyncio.ensure_future(connection.serve())
         self.connections[connection] = task
-        task.add_done_callback(lambda _: self.connections.pop(connection))
+        meters.connections_accepted.inc()
+        meters.connections_open.inc()
+
+        def closed(_: object) -> None:
+            self.connections.pop(connection)
+            meters.connections_open.dec()
+
+        task.add_done_callback(closed)
 
     def begin_stop(self, signum: signal.Signals) -> None:
         """Let each connection finish the request in hand, or idle a moment."""

@@ -17,7 +17,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 
-from . import logs, protocol
+from . import logs, metrics, protocol
 from .protocol import Event, LineProtocol, LineSettings, Request
 from .threads import Address, Refusal
 
@@ -30,12 +30,18 @@ def respond(handler: Handler, text: str, address: Address, request_id: str) -> b
     """Run the handler on one request (a job), under the connection's id: its
     reply line, or an error line if it raises."""
     token = logs.current_request.set(request_id)
+    meters = metrics.meters()
+    started, outcome = meters.started(), "error"
     try:
-        return protocol.reply(handler(text))
+        reply = protocol.reply(handler(text))
+        outcome = "ok"
+        return reply
     except Exception:
+        meters.errors["handler"].inc()
         log.exception("handler failed; %s gets an error line", logs.address(address))
         return protocol.error("internal error")
     finally:
+        meters.finished(started, outcome)
         logs.current_request.reset(token)
 
 
@@ -100,6 +106,7 @@ class LineConversation:
 
     def expire(self) -> None:
         if not self.stopping:  # a stop's grace is over: nothing to explain
+            metrics.meters().errors["timeout"].inc()
             self.out.append(protocol.error("idle timeout"))
         self._end()
 
@@ -119,6 +126,7 @@ class LineConversation:
             if isinstance(event, Request):
                 return  # for next_job
             self.events.popleft()
+            metrics.meters().errors[event.kind].inc()
             self.out.append(protocol.error(event.reason))
             if event.close:
                 self._end()

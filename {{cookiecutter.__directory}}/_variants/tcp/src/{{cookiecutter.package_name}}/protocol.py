@@ -33,10 +33,12 @@ class Request:
 
 @dataclass(frozen=True)
 class Reject:
-    """A request the server refuses with ``error(reason)``, closing if asked."""
+    """A request the server refuses with ``error(reason)``, closing if asked;
+    `kind` is what its metrics count it as (see metrics.ERRORS)."""
 
     reason: str
     close: bool
+    kind: str = "malformed"
 
 
 Event = Request | Reject
@@ -89,7 +91,8 @@ class LineProtocol:
     def _too_long(self) -> Reject:
         self._buffer.clear()
         self._scanned = 0
-        return Reject(f"line too long (limit {self.max_line_bytes} bytes)", close=True)
+        reason = f"line too long (limit {self.max_line_bytes} bytes)"
+        return Reject(reason, close=True, kind="oversize")
 
 
 def reply(text: str) -> bytes:

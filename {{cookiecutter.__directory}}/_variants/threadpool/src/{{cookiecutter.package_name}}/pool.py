@@ -31,7 +31,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from . import logs
+from . import logs, metrics
 from .config import ConfigError, env_var, flag, setting
 from .threads import (
     ACCEPT_PAUSE_SECONDS,
@@ -156,6 +156,7 @@ class PoolServer:
         self.accept_paused_until = 0.0
         self.stop_began = 0.0  # 0 until a stop signal
         self.grace_over = False
+        self.meters = metrics.meters()
 
     def serve(self, model: str, shutdown_timeout: float) -> None:
         """Serve until SIGTERM or SIGINT, then let in-flight requests finish."""
@@ -235,8 +236,11 @@ class PoolServer:
             conversation = self.conversation(address)
             if self.stop_began:  # taken in from the backlog by the stop
                 conversation.stop()
+            self.meters.connections_accepted.inc()
+            self.meters.connections_open.inc()  # until _close
             self._open(Channel(sock, address, conversation, refused=False))
             return
+        self.meters.refused["cap"].inc()
         self.refusals.warning(f"refused {logs.address(address)}: server busy")
         if self.refusing >= MAX_REFUSING:  # too many to answer: just close
             sock.close()
@@ -264,6 +268,7 @@ class PoolServer:
             if not data:
                 self._close(channel)
             return
+        self.meters.received_bytes.inc(len(data))
         self._call(channel, channel.conversation.receive_data, data)
 
     def _flush(self, channel: Channel) -> None:
@@ -278,6 +283,7 @@ class PoolServer:
             return
         del channel.out[:sent]
         channel.progressed = time.monotonic()
+        self.meters.sent_bytes.inc(sent)
 
     def _call(self, channel: Channel, method: Callable[..., None], *args: Any) -> None:
         """Call one of the conversation's methods, then act on what it did. A
@@ -306,6 +312,7 @@ class PoolServer:
         if not channel.busy and (job := conversation.next_job()) is not None:
             channel.busy = True
             self.ready.append((time.monotonic(), channel, job))
+            self.meters.queued.inc()
         if conversation.finished and not channel.out and channel.lingering == math.inf:
             # Closing with unread input would reset the connection, which can
             # destroy replies the client has not read: stop sending, then drain.
@@ -363,6 +370,8 @@ class PoolServer:
         self.channels.discard(channel)
         if channel.refused:
             self.refusing -= 1
+        else:
+            self.meters.connections_open.dec()
 
     def _expire_due(self, now: float) -> None:
         """End what has waited too long: a client, a reply, a closing connection."""
@@ -388,18 +397,22 @@ class PoolServer:
         long for one."""
         while self.ready and self.working < self.pool_size:
             _, channel, job = self.ready.popleft()
+            self.meters.queued.dec()
             if channel.closed:
                 continue
             self.working += 1
+            self.meters.busy_workers.inc()
             if self.threads < self.working:  # started as they are first needed
                 self.threads += 1
                 threading.Thread(target=self._work, name="worker", daemon=True).start()
             self.jobs.put((channel, job))
         while self.ready and self.ready[0][0] + self.queue_timeout <= now:
             _, channel, _ = self.ready.popleft()
+            self.meters.queued.dec()
             if channel.closed:
                 continue
             channel.busy = False
+            self.meters.refused["queue"].inc()
             self.refusals.warning(
                 f"refused a request from {logs.address(channel.address)}: server "
                 f"busy (no worker free for {self.queue_timeout:g}s)"
@@ -428,6 +441,7 @@ class PoolServer:
         while self.results:
             channel, result = self.results.popleft()
             self.working -= 1
+            self.meters.busy_workers.dec()
             channel.busy = False
             if result is FAILED:
                 self._close(channel)

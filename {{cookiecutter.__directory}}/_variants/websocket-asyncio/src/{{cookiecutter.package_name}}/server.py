@@ -28,7 +28,7 @@ from websockets.frames import CloseCode
 from websockets.http11 import Request, Response
 from websockets.protocol import State
 
-from . import eventloop, logs, pages
+from . import eventloop, logs, metrics, pages
 from .config import setting
 from .eventloop import LOOP_NAME, STOP_GRACE_SECONDS, stop_accepting, stop_signal
 from .handler import Message, handle
@@ -65,6 +65,7 @@ class Conversations:
         self.closing: list[asyncio.Task[None]] = []
         self.refusals = logs.Throttled(log)
         self.stopping = False
+        self.meters = metrics.meters()
 
     def route(self, connection: ServerConnection, request: Request) -> Response | None:
         """websockets' process_request: pages.route, unless the server is full.
@@ -77,6 +78,7 @@ class Conversations:
         # Itself included: the connections accepted so far, handshake done or not.
         if len(self.opened) <= self.settings.max_connections:
             return pages.route(connection, request)
+        self.meters.refused["cap"].inc()
         self.refusals.warning(
             f"refused {logs.address(connection.remote_address)}: server busy"
         )
@@ -99,16 +101,29 @@ class Conversations:
     def connection_class(self) -> type[ServerConnection]:
         """websockets' connection, known to these conversations from the moment it
         is accepted: the cap counts it, and a stop can end its handshake."""
-        opened, started = self.opened, self.started
+        opened, started, meters = self.opened, self.started, self.meters
 
         class Connection(ServerConnection):
             def connection_made(self, transport: asyncio.BaseTransport) -> None:
                 super().connection_made(transport)
                 opened.add(self)
+                meters.connections_accepted.inc()
+                meters.connections_open.inc()
+
+            def data_received(self, data: bytes) -> None:
+                meters.received_bytes.inc(len(data))
+                super().data_received(data)
+
+            def send_data(self) -> None:
+                # What websockets is about to write, counted as it goes.
+                meters.sent_bytes.inc(sum(map(len, self.protocol.writes)))
+                super().send_data()
 
             def connection_lost(self, exc: Exception | None) -> None:
                 opened.discard(self)
                 started.pop(self, None)  # a handshake that never got its answer
+                meters.connections_open.dec()
+                meters.closed(self.protocol.close_sent)
                 super().connection_lost(exc)
 
         return Connection
@@ -122,7 +137,7 @@ class Conversations:
             async for message in connection:
                 self.busy.add(connection)
                 try:
-                    if (reply := await self.handler(message)) is not None:
+                    if (reply := await self.respond(message)) is not None:
                         await self.send(connection, reply)
                 finally:
                     self.busy.discard(connection)
@@ -131,6 +146,19 @@ class Conversations:
                     return
         except ConnectionClosed:
             pass
+
+    async def respond(self, message: Message) -> Message | None:
+        """The handler's reply to one message, counted and timed."""
+        started, outcome = self.meters.started(), "error"
+        try:
+            reply = await self.handler(message)
+            outcome = "ok"
+            return reply
+        except Exception:
+            self.meters.errors["handler"].inc()
+            raise
+        finally:
+            self.meters.finished(started, outcome)
 
     async def send(self, connection: ServerConnection, reply: Message) -> None:
         """Send a reply, watched by drop_stalled."""

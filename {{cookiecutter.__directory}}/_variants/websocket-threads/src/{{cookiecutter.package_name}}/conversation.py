@@ -29,7 +29,7 @@ from websockets.protocol import CLOSING, CONNECTING, OPEN, SEND_EOF
 from websockets.server import ServerProtocol
 from websockets.typing import BytesLike
 
-from . import logs, pages
+from . import logs, metrics, pages
 from .handler import Message
 from .limits import WebSocketSettings
 from .threads import Address, Refusal
@@ -52,12 +52,18 @@ def respond(
     """Run the handler on one message (a job), under the id of the connection's
     handshake: its reply, None for no reply, or HandlerFailed if it raised."""
     token = logs.current_request.set(request_id)
+    meters = metrics.meters()
+    started, outcome = meters.started(), "error"
     try:
-        return handler(message)
+        reply = handler(message)
+        outcome = "ok"
+        return reply
     except Exception:
+        meters.errors["handler"].inc()
         log.exception("handler failed; %s is closed with 1011", logs.address(address))
         return HandlerFailed()
     finally:
+        meters.finished(started, outcome)
         logs.current_request.reset(token)
 
 
@@ -164,6 +170,7 @@ class WebSocketConversation:
     def expire(self) -> None:
         state = self.protocol.state
         if state is CONNECTING or state is CLOSING:  # too slow to open or to close
+            metrics.meters().errors["timeout"].inc()
             self._end()
         elif self.stopping:  # the grace is over
             self._close(CloseCode.GOING_AWAY, "server shutting down")
@@ -254,5 +261,7 @@ class WebSocketConversation:
                 self.out.append(bytes(data))
 
     def _end(self) -> None:
+        if not self.finished:
+            metrics.meters().closed(self.protocol.close_sent)
         self.messages.clear()
         self.working, self.finished = False, True

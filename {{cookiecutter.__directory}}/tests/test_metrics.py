@@ -1,0 +1,150 @@
+"""The metrics listener (metrics.py): a scrape reads what the server did, with one
+process or several, and however its workers come and go."""
+
+from __future__ import annotations
+{% if cookiecutter.protocol == "http" %}
+import http.client
+{%- endif %}
+import os
+import signal
+import socket
+import urllib.request
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+{%- if cookiecutter.protocol == "websocket" %}
+from websockets.sync.client import connect
+
+from {{ cookiecutter.package_name }}.logs import address
+{%- endif %}
+
+from .serverprocess import ServerProcess, StartServer, run_server_command
+
+TIMEOUT_SECONDS = 10.0
+PACKAGE = "{{ cookiecutter.package_name }}"
+{%- if cookiecutter.protocol == "tcp" %}
+HANDLED = ("requests_total", {"outcome": "ok"})
+
+
+def request(sock: socket.socket) -> None:
+    """One request over `sock`, answered."""
+    sock.sendall(b"hello\n")
+    assert sock.makefile("rb").readline() == b"hello\n"
+{%- elif cookiecutter.protocol == "http" %}
+HANDLED = ("requests_total", {"outcome": "2xx"})
+
+
+def request(sock: socket.socket) -> None:
+    """One request over `sock`, answered."""
+    connection = http.client.HTTPConnection(*sock.getpeername()[:2])
+    connection.sock = sock
+    connection.request("GET", "/")
+    response = connection.getresponse()
+    response.read()
+    assert response.status == 200
+{%- else %}
+HANDLED = ("messages_total", {"outcome": "ok"})
+
+
+def request(sock: socket.socket) -> None:
+    """One message over a WebSocket opened on `sock`, answered."""
+    uri = f"ws://{address(sock.getpeername())}/"
+    with connect(uri, sock=sock, compression=None) as websocket:
+        websocket.send("hello")
+        assert websocket.recv(TIMEOUT_SECONDS) == "hello"
+{%- endif %}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def scrape(port: int) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    """Every sample the metrics listener on `port` serves now, by name and labels."""
+    url = f"http://127.0.0.1:{port}/metrics"
+    with urllib.request.urlopen(url, timeout=TIMEOUT_SECONDS) as response:
+        text = response.read().decode()
+    return {
+        (sample.name, frozenset(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+def read(port: int, name: str, labels: dict[str, str] | None = None) -> float:
+    """One sample of this server's own, by its name without the package's."""
+    return scrape(port)[f"{PACKAGE}_{name}", frozenset((labels or {}).items())]
+
+
+def send_requests(server: ServerProcess, count: int) -> None:
+    for _ in range(count):
+        with socket.create_connection(server.address, TIMEOUT_SECONDS) as sock:
+            request(sock)
+
+
+def test_a_scrape_reads_every_request_sent(start_server: StartServer) -> None:
+    port = free_port()
+    server = start_server(metrics_port=port)
+    assert read(port, *HANDLED) == 0
+    send_requests(server, 5)
+    assert read(port, *HANDLED) == 5
+    assert read(port, "connections_accepted_total") == 5
+    assert read(port, "connections_open") == 0
+    assert read(port, "received_bytes_total") > 0
+    assert read(port, "sent_bytes_total") > 0
+    samples = scrape(port)
+    assert ("process_open_fds", frozenset()) in samples  # the library's own
+    assert server.stop() == 0
+
+
+def test_two_workers_are_summed_in_one_scrape(start_server: StartServer) -> None:
+    port = free_port()
+    server = start_server(workers=2, metrics_port=port)
+    for sock in server.connect_to_each(server.wait_for_workers(2)):
+        with sock:
+            request(sock)  # one for each worker, at least
+    send_requests(server, 8)
+    assert read(port, *HANDLED) == 10
+    assert server.stop() == 0
+
+
+def test_a_replaced_worker_keeps_the_totals_and_drops_its_gauges(
+    start_server: StartServer,
+) -> None:
+    port = free_port()
+    server = start_server(workers=2, metrics_port=port, idle_timeout=60)
+    killed, survivor = server.wait_for_workers(2)
+    for sock in server.connect_to_each([killed, survivor]):
+        with sock:
+            request(sock)
+    held = server.connect_to_each([killed, survivor])  # idle: open, not done
+    try:
+        assert read(port, "connections_open") == 2
+        os.kill(killed, signal.SIGKILL)
+        server.wait_for_log(rf"worker \d \(pid {killed}\) was killed by SIGKILL")
+        server.wait_for_workers(3)  # its replacement
+        assert read(port, *HANDLED) == 2  # the killed worker's request still counts
+        assert read(port, "connections_open") == 1  # only the survivor's
+    finally:
+        for sock in held:
+            sock.close()
+    assert server.stop() == 0
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_a_metrics_port_in_use_stops_the_server_clearly(workers: str) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = run_server_command(
+            "--port", "0", "--metrics-port", str(port), "--workers", workers
+        )
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1
+    assert (
+        f"cannot serve metrics on 127.0.0.1:{port}: Address already in use"
+        in result.stderr
+    )
