@@ -60,6 +60,7 @@ DOCKER_FILES = (
     "deploy/k8s",
     "deploy/compose.yaml",
     "deploy/haproxy.cfg",
+    "deploy/prometheus.yml",
 )
 
 

@@ -127,6 +127,7 @@ DOCKER_FILES = {
     ".dockerignore",
     "deploy/compose.yaml",
     "deploy/haproxy.cfg",
+    "deploy/prometheus.yml",
     "deploy/k8s/kustomization.yaml",
     "deploy/k8s/deployment.yaml",
     "deploy/k8s/service.yaml",

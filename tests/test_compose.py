@@ -22,12 +22,14 @@ import collections
 import contextlib
 import csv
 import fcntl
+import http.client
 import io
 import itertools
 import os
 import re
 import shlex
 import shutil
+import socket
 import subprocess
 import threading
 import time
@@ -55,6 +57,7 @@ from .test_containers import (
     kustomized_image,
     tagged,
 )
+from .test_prometheus import query
 
 SCALING_SECTION = re.compile(
     r"\n## Scaling out\n\n.*?```sh\n(?P<commands>.+?)\n```", re.S
@@ -68,14 +71,27 @@ REQUESTS = {
 }
 COMPOSE_FILE = TEMPLATE / "{{cookiecutter.__directory}}" / "deploy" / "compose.yaml"
 HAPROXY_IMAGE = re.findall(r"image: (haproxy:\S+)", COMPOSE_FILE.read_text())[0]
+PROMETHEUS_IMAGE = re.findall(r"image: (prom/\S+)", COMPOSE_FILE.read_text())[0]
 # Where the official image reads its configuration.
 HAPROXY_CONFIG = "/usr/local/etc/haproxy/haproxy.cfg"
-STAND_IN = Path(__file__).parent / "docker" / "haproxy"
+# The stand-in of each official image, where none can be pulled.
+STAND_INS = {
+    HAPROXY_IMAGE: Path(__file__).parent / "docker" / "haproxy",
+    PROMETHEUS_IMAGE: Path(__file__).parent / "docker" / "prometheus",
+}
 # Host ports of the balancers, one per cell (test_containers.py uses 20000 up).
 LB_PORTS = {cell.id: 21000 + index for index, cell in enumerate(CELLS)}
 REPLICAS = 3
 WAIT_SECONDS = 30.0  # for HAProxy to see the replicas, or the loop to go on
 MAX_REQUESTS = 20_000  # a bound on the loop, far above what a scale-down takes
+SUMMED = 20  # requests sent for the stack's Prometheus to count
+# What the stack's Prometheus sums over the replicas, made by a client whose every
+# request it counts, and which no health check makes.
+COUNTED = {
+    "tcp": 'sum({package}_protocol_errors_total{{kind="malformed"}})',
+    "http": 'sum({package}_requests_total{{outcome="4xx"}})',
+    "websocket": 'sum({package}_messages_total{{outcome="ok"}})',
+}
 AFTER_SCALING = 100  # requests the loop makes after the scale-down, to the survivor
 
 
@@ -93,26 +109,24 @@ def compose(docker: None) -> list[str]:
 
 
 @pytest.fixture(scope="session")
-def haproxy_image(
+def official_images(
     docker: None, tmp_path_factory: pytest.TempPathFactory, worker_id: str
-) -> str:
-    """The image compose.yaml names, pulled, or else its stand-in built: once per
-    run, whichever xdist worker comes first."""
+) -> None:
+    """The official images compose.yaml names, pulled, or else their stand-ins
+    built: once per run, whichever xdist worker comes first."""
     run_folder = tmp_path_factory.getbasetemp()
     if worker_id != "master":
         run_folder = run_folder.parent  # shared by the run's workers
-    with (run_folder / "haproxy-image.lock").open("w") as lock:
+    with (run_folder / "official-images.lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        ready = run_folder / "haproxy-image.ready"
+        ready = run_folder / "official-images.ready"
         if not ready.exists():
-            pulled = subprocess.run(
-                ["docker", "pull", HAPROXY_IMAGE], capture_output=True
-            )
-            if pulled.returncode != 0:
-                build = ["docker", "build", "-t", HAPROXY_IMAGE, str(STAND_IN)]
-                run(build_on_this_engine(build), cwd=STAND_IN)
+            for image, stand_in in STAND_INS.items():
+                pulled = subprocess.run(["docker", "pull", image], capture_output=True)
+                if pulled.returncode != 0:
+                    build = ["docker", "build", "-t", image, str(stand_in)]
+                    run(build_on_this_engine(build), cwd=stand_in)
             ready.touch()
-    return HAPROXY_IMAGE
 
 
 def render(bake: Any, protocol: str, model: str, **answers: Any) -> Any:
@@ -154,7 +168,7 @@ def test_every_compose_file_is_valid_and_yamllint_clean(
 
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)
-def test_compose_file_agrees_with_the_image_and_haproxy(
+def test_compose_file_agrees_with_the_image_haproxy_and_prometheus(
     bake: Any, protocol: str
 ) -> None:
     result = render(bake, protocol, "asyncio")
@@ -181,6 +195,35 @@ def test_compose_file_agrees_with_the_image_and_haproxy(
     assert f"\n    bind :{port}\n" in config
     assert f" web:{port} check resolvers docker " in config
     assert f"\n    mode {'tcp' if protocol == 'tcp' else 'http'}\n" in config
+    # The official Prometheus, scraping every replica's metrics listener.
+    prometheus = services["prometheus"]
+    assert re.fullmatch(r"prom/prometheus:v\d+\.\d+\.\d+", prometheus["image"])
+    mounted = "./prometheus.yml:/etc/prometheus/prometheus.yml:ro"
+    assert prometheus["volumes"] == [mounted]
+    assert prometheus["ports"] == ["127.0.0.1::9090"]
+    metrics_port = re.search(
+        r"^METRICS_PORT = (\d+)",
+        (project / "src" / result.context["package_name"] / "config.py").read_text(),
+        re.M,
+    )
+    assert metrics_port is not None
+    (job,) = yaml.safe_load((project / "deploy/prometheus.yml").read_text())[
+        "scrape_configs"
+    ]
+    (discovery,) = job["dns_sd_configs"]
+    assert discovery["names"] == ["web"]
+    assert (discovery["type"], discovery["port"]) == ("A", int(metrics_port[1]))
+
+
+@pytest.mark.skipif(
+    shutil.which("promtool") is None,
+    reason="no promtool here (Debian: apt-get install prometheus; .ci/run installs it)",
+)
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_every_prometheus_config_is_valid(bake: Any, protocol: str) -> None:
+    project = render(bake, protocol, "threaded").project_path
+    assert_yaml_lint_clean(project / "deploy" / "prometheus.yml")
+    run(["promtool", "check", "config", "deploy/prometheus.yml"], cwd=project)
 
 
 def test_without_docker_there_is_nothing_to_scale(bake: Any) -> None:
@@ -195,12 +238,14 @@ def scaling_commands(result: Any, compose: list[str]) -> dict[str, list[str]]:
     project, context = result.project_path, result.context
     section = SCALING_SECTION.search((project / "README.md").read_text())
     assert section is not None, "the README has no Scaling out section to follow"
-    build, up, stats, request, scale_down, down = section["commands"].splitlines()
+    lines = section["commands"].splitlines()
+    build, up, stats, prometheus, request, scale_down, down = lines
     assert request == REQUESTS[context["protocol"]].format(port=context["port"])
     commands = {
         "build": build_on_this_engine(shlex.split(build)),
         "up": shlex.split(up),
         "stats": shlex.split(stats),
+        "prometheus": shlex.split(prometheus),
         "scale down": shlex.split(scale_down),
         "down": shlex.split(down),
     }
@@ -209,6 +254,7 @@ def scaling_commands(result: Any, compose: list[str]) -> dict[str, list[str]]:
     ends = {
         "up": ["up", "-d"],
         "stats": ["port", "haproxy", "8404"],
+        "prometheus": ["port", "prometheus", "9090"],
         "scale down": ["up", "-d", "--scale", "web=1"],
         "down": ["down"],
     }
@@ -283,6 +329,30 @@ def replicas(compose: list[str], project: Path, port: str) -> set[str]:
     }
 
 
+def malformed_line(address: tuple[str, int]) -> None:
+    """A line that is no UTF-8, which the server answers with an error line."""
+    with socket.create_connection(address, timeout=WAIT_SECONDS) as sock:
+        sock.sendall(b"\xff\n")
+        assert sock.makefile("rb").readline() == b"ERROR invalid UTF-8\n"
+
+
+def missing_page(address: tuple[str, int]) -> None:
+    """A request for a page that does not exist: a 404."""
+    connection = http.client.HTTPConnection(*address, timeout=WAIT_SECONDS)
+    try:
+        connection.request("GET", "/no-such-page")
+        assert connection.getresponse().status == 404
+    finally:
+        connection.close()
+
+
+COUNTED_CLIENTS = {
+    "tcp": malformed_line,
+    "http": missing_page,
+    "websocket": CLIENTS["websocket"],
+}
+
+
 def until(condition: Callable[[], bool], what: str) -> None:
     """Wait for `condition`, which may fail with OSError until it holds."""
     deadline = time.monotonic() + WAIT_SECONDS
@@ -303,7 +373,7 @@ def leftovers(name: str) -> list[str]:
     ]
 
 
-@pytest.mark.usefixtures("haproxy_image")
+@pytest.mark.usefixtures("official_images")
 @pytest.mark.parametrize(("protocol", "model"), CELLS)
 def test_replicas_serve_behind_haproxy_and_scale_down_losing_no_request(
     compose: list[str],
@@ -347,6 +417,17 @@ def test_replicas_serve_behind_haproxy_and_scale_down_losing_no_request(
             client(("127.0.0.1", lb_port))
         served = {a for a, row in backend(stats).items() if int(row["stot"])}
         assert served == started, "HAProxy did not send requests to every replica"
+        # The stack's Prometheus sums what every replica counted.
+        prometheus = step("prometheus").strip()
+        counted = COUNTED[protocol].format(package=context["package_name"])
+        for _ in range(SUMMED):
+            COUNTED_CLIENTS[protocol](("127.0.0.1", lb_port))
+        # WebSocket messages: the test client's rounds above are counted too.
+        expected = SUMMED + (3 * REPLICAS if protocol == "websocket" else 0)
+        until(
+            lambda: query(prometheus, counted) == expected,
+            f"{counted} = {expected} in the stack's Prometheus",
+        )
 
         with Requests(client, lb_port) as requests:
             requests.wait_for(AFTER_SCALING)
