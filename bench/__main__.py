@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from . import load, report
-from .targets import Server, Target, install, running
+from .targets import WITHOUT_METRICS, Server, Target, install, running
 
 PROTOCOLS = ["tcp", "http", "websocket"]
 MODELS = ["asyncio", "threadpool", "threaded", "blocking"]
@@ -85,13 +85,14 @@ def workloads(quick: bool) -> list[Workload]:
 
 
 def targets(cells: list[str], baselines: bool) -> list[Target]:
-    """The cells, each followed by its engine bare; then the naive patterns, and
-    the other servers of a cell's model."""
+    """The cells, each followed by itself with its metrics off and by its engine
+    bare; then the naive patterns, and the other servers of a cell's model."""
     chosen: list[Target] = []
     for name in cells:
         protocol, model = name.split("-")
         chosen.append(Target(protocol, model))
         if baselines:
+            chosen.append(Target(protocol, model, WITHOUT_METRICS))
             chosen.append(Target(protocol, model, "bare"))
     if baselines:
         protocols = {target.protocol for target in chosen} & NAIVE
@@ -203,6 +204,8 @@ def measure(
         settings["idle_timeout"] = IDLE_TIMEOUT_SECONDS
         if target.model in CAPPED:
             settings["max_connections"] = idle + 10
+    if target.kind == WITHOUT_METRICS:  # what metrics cost: with keep-alive clients
+        chosen = [w for w in chosen if w.name == report.PEER_WORKLOAD]
     rows = []
     # The idle workload on a server of its own: what idle clients cost, not what
     # the loads before them left behind.
@@ -275,7 +278,8 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="bench-") as workdir:
         print(f"installing {len(cells)} cells...", file=sys.stderr)
         python = install([t for t in measured if t.kind == "cell"], Path(workdir))
-        progress = Progress(len(measured) * len(chosen))
+        without = sum(t.kind == WITHOUT_METRICS for t in measured)
+        progress = Progress((len(measured) - without) * len(chosen) + without)
         for target in measured:
             results += measure(target, python, chosen, seconds, wrk, progress)
     print(report.text(results, chosen, seconds))

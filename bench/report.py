@@ -11,6 +11,8 @@ import sys
 from pathlib import Path
 from typing import Any, Protocol
 
+from .targets import WITHOUT_METRICS
+
 COLUMNS = ["target", "requests/s", "p50 ms", "p99 ms", "errors", "peak RSS MB", "CPU %"]
 # The fast-handler workloads: the server's own cost, which the hardening adds to.
 FAST = ["persistent-1", "persistent-50", "per-request"]
@@ -49,6 +51,11 @@ def text(
     if any(row["kind"] == "bare" for row in results):
         parts.append(
             "\nwhat the hardening costs: each cell / its model bare\n" + costs(results)
+        )
+    if cost := metrics_cost(results):
+        parts.append(
+            f"\nwhat metrics cost, {PEER_WORKLOAD}: each cell / itself with "
+            "--metrics-port 0\n" + cost
         )
     if against := peers(results):
         parts.append(
@@ -115,6 +122,27 @@ def costs(results: list[dict[str, Any]]) -> str:
     return markdown(["cell", *names], rows)
 
 
+def metrics_cost(results: list[dict[str, Any]]) -> str:
+    """Each cell's requests/s over its own without metrics, under PEER_WORKLOAD;
+    empty if none was measured without."""
+    by = {
+        (row["cell"], row["kind"]): row["requests/s"]
+        for row in results
+        if row["workload"] == PEER_WORKLOAD
+    }
+    rows = [
+        {
+            "cell": cell,
+            "with metrics": f"{by[cell, 'cell']:,}",
+            "without": f"{without:,}",
+            "ratio": f"{by[cell, 'cell'] / without:.0%}",
+        }
+        for (cell, kind), without in by.items()
+        if kind == WITHOUT_METRICS and without and (cell, "cell") in by
+    ]
+    return markdown(["cell", "with metrics", "without", "ratio"], rows) if rows else ""
+
+
 def peers(results: list[dict[str, Any]]) -> str:
     """Each cell of a protocol over every other server of that protocol measured
     (a tutorial's pattern, another engine), under PEER_WORKLOAD; empty if none."""
@@ -123,7 +151,8 @@ def peers(results: list[dict[str, Any]]) -> str:
         for row in results
         if row["workload"] == PEER_WORKLOAD and row["requests/s"]
     }
-    others = [row for row in by.values() if row["kind"] not in ("cell", "bare")]
+    cells = ("cell", WITHOUT_METRICS, "bare")  # the cells themselves, or their engine
+    others = [row for row in by.values() if row["kind"] not in cells]
     rows = []
     for cell in (row for row in by.values() if row["kind"] == "cell"):
         protocol = cell["cell"].split("-")[0]

@@ -35,22 +35,25 @@ READY = re.compile(r"listening on ([\d.]+):(\d+) \(")
 # What every cell's dependencies add up to, and what builds the projects.
 DEPENDENCIES = [
     *("aiohttp>=3.10", "flask>=3.0", "h11>=0.16", "websockets>=15", "uvloop>=0.19"),
+    "prometheus-client>=0.20",  # every cell's metrics
     *("waitress>=3.0", "granian>=2.5"),  # the HTTP pool's peers
 ]
 BUILD = ["hatchling>=1.21"]
 
 
-# What a target is: a rendered cell, its engine bare, a tutorial's pattern, or
-# another server of the cell's model (bare/peers.py).
-KINDS = ("cell", "bare", "naive", "waitress", "granian")
-PEERS = KINDS[3:]
+# What a target is: a rendered cell (with its metrics off: what they cost), its
+# engine bare, a tutorial's pattern, or another server of the cell's model
+# (bare/peers.py).
+WITHOUT_METRICS = "without metrics"
+PEERS = ("waitress", "granian")
+KINDS = ("cell", WITHOUT_METRICS, "bare", "naive", *PEERS)
 
 
 @dataclass(frozen=True)
 class Target:
     protocol: str
     model: str
-    kind: str = "cell"
+    kind: str = "cell"  # one of KINDS
 
     @property
     def cell(self) -> str:
@@ -188,15 +191,21 @@ def running(
         env[prefix + "ACCESS_LOG"] = "false"  # a log line per request is not the server
     if target.kind == "cell":  # metrics on, as by default, on a port of its own
         env.setdefault(prefix + "METRICS_PORT", str(free_port()))
+    elif target.kind == WITHOUT_METRICS:
+        env[prefix + "METRICS_PORT"] = "0"
     process = subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True)
     try:
         assert process.stderr is not None
         address = None
         deadline = time.monotonic() + 30
+        said = []
         while address is None and time.monotonic() < deadline:
             line = process.stderr.readline()
             if not line:
-                raise RuntimeError(f"{target.name} ended before it listened")
+                raise RuntimeError(
+                    f"{target.name} ended before it listened:\n{''.join(said)}"
+                )
+            said.append(line)
             if match := READY.search(line):
                 address = (match[1], int(match[2]))
         if address is None:

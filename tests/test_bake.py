@@ -39,6 +39,7 @@ COMMON_FILES = {
     "src/{package}/workers.py",
     "tests/__init__.py",
     "tests/conftest.py",
+    "tests/counted.py",
     "tests/test_command.py",
     "tests/serverprocess.py",
     "tests/test_config.py",

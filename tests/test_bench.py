@@ -43,6 +43,10 @@ def test_quick_benchmark_measures_every_cell_and_its_baselines(tmp_path: Path) -
         assert {(cell.id, workload) for workload in CPU_BOUND} <= measured
     for other in ("tcp-threaded naive", "http-threaded naive", *HTTP_POOL_PEERS):
         assert {(other, workload) for workload in WORKLOADS} <= measured
+    # Each cell again with its metrics off, under the keep-alive load only.
+    without = {t for t, _ in measured if t.endswith(" without metrics")}
+    assert without == {f"{cell.id} without metrics" for cell in CELLS}
+    assert {w for t, w in measured if t in without} == {"persistent-50"}
     for row in rows:
         # One client, or a few that each model serves in turn: none is refused.
         if row["workload"] in {"persistent-1", *CPU_BOUND}:
@@ -58,6 +62,7 @@ def test_quick_benchmark_measures_every_cell_and_its_baselines(tmp_path: Path) -
         assert idle[f"{protocol}-asyncio"] > idle[f"{protocol}-blocking"]
     assert "| target | requests/s |" in output
     assert "what the hardening costs" in output
+    assert "what metrics cost, persistent-50" in output
     assert "against other servers, persistent-50" in output
     assert "what a second worker process adds" in output
     assert chart.read_bytes().startswith(b"\x89PNG")

@@ -2,57 +2,22 @@
 process or several, and however its workers come and go."""
 
 from __future__ import annotations
-{% if cookiecutter.protocol == "http" %}
-import http.client
-{%- endif %}
+
 import os
 import signal
 import socket
+import subprocess
+import sys
 import urllib.request
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
-{%- if cookiecutter.protocol == "websocket" %}
-from websockets.sync.client import connect
 
-from {{ cookiecutter.package_name }}.logs import address
-{%- endif %}
-
+from .counted import HANDLED, request
 from .serverprocess import ServerProcess, StartServer, run_server_command
 
 TIMEOUT_SECONDS = 10.0
 PACKAGE = "{{ cookiecutter.package_name }}"
-{%- if cookiecutter.protocol == "tcp" %}
-HANDLED = ("requests_total", {"outcome": "ok"})
-
-
-def request(sock: socket.socket) -> None:
-    """One request over `sock`, answered."""
-    sock.sendall(b"hello\n")
-    assert sock.makefile("rb").readline() == b"hello\n"
-{%- elif cookiecutter.protocol == "http" %}
-HANDLED = ("requests_total", {"outcome": "2xx"})
-
-
-def request(sock: socket.socket) -> None:
-    """One request over `sock`, answered."""
-    connection = http.client.HTTPConnection(*sock.getpeername()[:2])
-    connection.sock = sock
-    connection.request("GET", "/")
-    response = connection.getresponse()
-    response.read()
-    assert response.status == 200
-{%- else %}
-HANDLED = ("messages_total", {"outcome": "ok"})
-
-
-def request(sock: socket.socket) -> None:
-    """One message over a WebSocket opened on `sock`, answered."""
-    uri = f"ws://{address(sock.getpeername())}/"
-    with connect(uri, sock=sock, compression=None) as websocket:
-        websocket.send("hello")
-        assert websocket.recv(TIMEOUT_SECONDS) == "hello"
-{%- endif %}
 
 
 def free_port() -> int:
@@ -148,3 +113,19 @@ def test_a_metrics_port_in_use_stops_the_server_clearly(workers: str) -> None:
         f"cannot serve metrics on 127.0.0.1:{port}: Address already in use"
         in result.stderr
     )
+
+
+def test_metrics_off_cost_nothing() -> None:
+    """With --metrics-port 0 the server keeps no figure: the library is not even
+    imported, and every update is a call that does nothing."""
+    code = (
+        f"import sys; from {PACKAGE} import metrics; "
+        "meters = metrics.Meters(on=False); "
+        "meters.finished(meters.started(), metrics.OUTCOMES[0]); "
+        "meters.connections_open.inc(); meters.errors['timeout'].inc(); "
+        "print('prometheus_client' in sys.modules)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert result.stdout == "False\n"

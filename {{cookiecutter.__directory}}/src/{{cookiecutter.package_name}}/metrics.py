@@ -16,111 +16,141 @@ import os
 import shutil
 import tempfile
 import time
-from typing import TYPE_CHECKING
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Protocol
 
 from .config import ConfigError
 
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
-{%- if cookiecutter.protocol == "websocket" %}
-    from websockets.frames import Close
-{%- endif %}
 
 NAMESPACE = "{{ cookiecutter.package_name }}"
+PROTOCOL = "{{ cookiecutter.protocol }}"
 # Where the workers write their figures. prometheus-client reads it once, as it
 # is imported: so it is imported only once the mode is chosen, below.
 MULTIPROCESS_DIRECTORY = "PROMETHEUS_MULTIPROC_DIR"
-{%- if cookiecutter.protocol == "http" %}
-# How a request ended: its status class.
-OUTCOMES = ("1xx", "2xx", "3xx", "4xx", "5xx")
-{%- else %}
-# How a {{ "message" if cookiecutter.protocol == "websocket" else "request" }} ended: answered, or the handler raised.
-OUTCOMES = ("ok", "error")
-{%- endif %}
+# What the server handles, and how one ends: answered, or the handler raised;
+# for HTTP, the response's status class.
+UNIT = {"tcp": "requests", "http": "requests", "websocket": "messages"}[PROTOCOL]
+OUTCOMES = {
+    "tcp": ("ok", "error"),
+    "http": ("1xx", "2xx", "3xx", "4xx", "5xx"),
+    "websocket": ("ok", "error"),
+}[PROTOCOL]
 REFUSALS = ("cap", "queue", "draining")  # why a client or a request was turned away
 ERRORS = ("oversize", "timeout", "malformed", "handler")  # protocol errors, by kind
-UNIT = "{{ 'messages' if cookiecutter.protocol == 'websocket' else 'requests' }}"
-{%- if cookiecutter.protocol == "websocket" %}
-# The close codes the server sends a client that broke the protocol, by kind.
-CLOSE_ERRORS = {1009: "oversize", 1002: "malformed", 1007: "malformed"}
-PING_TIMEOUT = (1011, "keepalive ping timeout")  # websockets' words for it
-{%- endif %}
+
+
+class Count(Protocol):
+    """A counter, as the server updates it."""
+
+    def inc(self, amount: float = ...) -> None: ...
+
+
+class Level(Count, Protocol):
+    """A gauge, as the server updates it."""
+
+    def dec(self, amount: float = ...) -> None: ...
+
+
+class Timing(Protocol):
+    """A histogram, as the server updates it."""
+
+    def observe(self, amount: float) -> None: ...
+
+
+class Unmeasured:
+    """Any metric while metrics are off (--metrics-port 0): updates cost nothing."""
+
+    def inc(self, amount: float = 1) -> None:
+        pass
+
+    def dec(self, amount: float = 1) -> None:
+        pass
+
+    def observe(self, amount: float) -> None:
+        pass
 
 
 class Meters:
-    """Every figure the server keeps, as prometheus-client metrics."""
+    """Every figure the server keeps, as prometheus-client metrics; or, when
+    metrics are off, nothing at all."""
 
-    def __init__(self) -> None:
-        import prometheus_client  # see above
-        from prometheus_client import Counter, Gauge, Histogram
+    def __init__(self, on: bool = True) -> None:
+        self.on = on
+        if on:
+            import prometheus_client  # see above
 
-        # Without a _created series for every one: half the lines, none asked for.
-        prometheus_client.disable_created_metrics()  # type: ignore[no-untyped-call]
-        self.connections_open = Gauge(
-            "connections_open",
-            "Client connections open now",
-            namespace=NAMESPACE,
-            multiprocess_mode="livesum",
+            # Without a _created series for each one: half the lines, none asked for.
+            prometheus_client.disable_created_metrics()  # type: ignore[no-untyped-call]
+        self.connections_open = self.gauge(
+            "connections_open", "Client connections open now"
         )
-        self.connections_accepted = Counter(
-            "connections_accepted", "Client connections accepted", namespace=NAMESPACE
+        self.connections_accepted = self._counter(
+            "connections_accepted", "Client connections accepted"
         )
-        refused = Counter(
+        self.refused = self._counters(
             "connections_refused",
             "Clients or requests turned away: over the connection cap (cap), "
             "no worker free in time (queue), the server stopping (draining)",
-            ["reason"],
-            namespace=NAMESPACE,
+            "reason",
+            REFUSALS,
         )
-        self.refused = {reason: refused.labels(reason) for reason in REFUSALS}
-        handled = Counter(
-            UNIT,
-            f"{UNIT.capitalize()} handled, by outcome",
-            ["outcome"],
-            namespace=NAMESPACE,
+        self.handled = self._counters(
+            UNIT, f"{UNIT.capitalize()} handled, by outcome", "outcome", OUTCOMES
         )
-        self.handled = {outcome: handled.labels(outcome) for outcome in OUTCOMES}
-        self.duration = Histogram(
-            f"{UNIT.removesuffix('s')}_duration_seconds",
-            "Time the handler took",
-            namespace=NAMESPACE,
+        self.duration = self._histogram(
+            f"{UNIT.removesuffix('s')}_duration_seconds", "Time the handler took"
         )
-        self.in_flight = Gauge(
-            f"{UNIT}_in_flight",
-            f"{UNIT.capitalize()} in the handler now",
-            namespace=NAMESPACE,
-            multiprocess_mode="livesum",
+        self.in_flight = self.gauge(
+            f"{UNIT}_in_flight", f"{UNIT.capitalize()} in the handler now"
         )
-        self.received_bytes = Counter(
-            "received_bytes", "Bytes received from clients", namespace=NAMESPACE
+        self.received_bytes = self._counter(
+            "received_bytes", "Bytes received from clients"
         )
-        self.sent_bytes = Counter(
-            "sent_bytes", "Bytes sent to clients", namespace=NAMESPACE
+        self.sent_bytes = self._counter("sent_bytes", "Bytes sent to clients")
+        self.errors = self._counters(
+            "protocol_errors", "Clients answered with an error, by kind", "kind", ERRORS
         )
-        errors = Counter(
-            "protocol_errors",
-            "Clients answered with an error, by kind",
-            ["kind"],
-            namespace=NAMESPACE,
+
+    def _counter(self, name: str, documentation: str) -> Count:
+        if not self.on:
+            return Unmeasured()
+        from prometheus_client import Counter
+
+        return Counter(name, documentation, namespace=NAMESPACE)
+
+    def _counters(
+        self, name: str, documentation: str, label: str, values: Sequence[str]
+    ) -> dict[str, Count]:
+        """A counter with one label, each of its `values` there from the start."""
+        if not self.on:
+            return {value: Unmeasured() for value in values}
+        from prometheus_client import Counter
+
+        counter = Counter(name, documentation, [label], namespace=NAMESPACE)
+        return {value: counter.labels(value) for value in values}
+
+    def gauge(self, name: str, documentation: str) -> Level:
+        """A gauge, made once per process: a model adds its own (see pool.py)."""
+        if not self.on:
+            return Unmeasured()
+        from prometheus_client import Gauge
+
+        # Summed over the workers alive: those that ended are dropped.
+        return Gauge(
+            name, documentation, namespace=NAMESPACE, multiprocess_mode="livesum"
         )
-        self.errors = {kind: errors.labels(kind) for kind in ERRORS}
-{%- if cookiecutter.concurrency == "threadpool" %}
-        self.busy_workers = Gauge(
-            "pool_busy_workers",
-            "Worker threads running a handler now",
-            namespace=NAMESPACE,
-            multiprocess_mode="livesum",
-        )
-        self.queued = Gauge(
-            f"pool_queued_{UNIT}",
-            f"{UNIT.capitalize()} waiting for a free worker",
-            namespace=NAMESPACE,
-            multiprocess_mode="livesum",
-        )
-{%- endif %}
+
+    def _histogram(self, name: str, documentation: str) -> Timing:
+        if not self.on:
+            return Unmeasured()
+        from prometheus_client import Histogram
+
+        return Histogram(name, documentation, namespace=NAMESPACE)
 
     def started(self) -> float:
-        """A {{ "message" if cookiecutter.protocol == "websocket" else "request" }} goes to the handler: the time, for `finished`."""
+        """A request (a message) goes to the handler: the time, for `finished`."""
         self.in_flight.inc()
         return time.perf_counter()
 
@@ -129,28 +159,24 @@ class Meters:
         self.duration.observe(time.perf_counter() - started)
         self.in_flight.dec()
         self.handled[outcome].inc()
-{%- if cookiecutter.protocol == "websocket" %}
-
-    def closed(self, close: Close | None) -> None:
-        """A connection has ended with the server's close frame, if it sent one:
-        count the protocol error it told the client of, if any."""
-        if close is None:
-            return
-        if (close.code, close.reason) == PING_TIMEOUT:
-            self.errors["timeout"].inc()
-        elif (kind := CLOSE_ERRORS.get(close.code)) is not None:
-            self.errors[kind].inc()
-{%- endif %}
 
 
 _meters: Meters | None = None
 
 
-def meters() -> Meters:
-    """This process's metrics, made the first time they are asked for."""
+def measure(on: bool) -> None:
+    """Keep this process's metrics from now, or (off) keep none: the server calls
+    it as it starts, so that a scrape finds every figure from the first."""
     global _meters  # one set per process
+    _meters = Meters(on)
+
+
+def meters() -> Meters:
+    """This process's metrics (kept from the first call, if measure() has not
+    been called: as in a test that runs a part of the server alone)."""
     if _meters is None:
-        _meters = Meters()
+        measure(on=True)
+    assert _meters is not None
     return _meters
 
 

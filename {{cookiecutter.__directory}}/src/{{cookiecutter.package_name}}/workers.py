@@ -50,7 +50,7 @@ def serve(settings: Settings, serve_socket: ServeSocket) -> int:
     the exit status."""
     sock = listen(settings.host, settings.port)
     if settings.workers == 1:
-        metrics.meters()  # from the first scrape on, every figure is there
+        metrics.measure(on=settings.metrics_port != 0)
         metrics.serve(settings.host, settings.metrics_port)
         serve_socket(sock)
         return 0
@@ -149,6 +149,7 @@ class Supervisor:
             return
         if pid == 0:
             os.close(self.lifeline_end)
+            metrics.measure(on=self.settings.metrics_port != 0)
             work(self.sock, self.serve_socket, self.lifeline)
         self.workers[pid] = Worker(number, time.monotonic())
         log.info("started worker %d (pid %d)", number, pid)
@@ -250,7 +251,6 @@ def work(sock: socket.socket, serve_socket: ServeSocket, lifeline: int) -> NoRet
         # is: each server unblocks them where it takes them.
         threading.Thread(target=stop_with, args=(lifeline,), daemon=True).start()
         signal.pthread_sigmask(signal.SIG_UNBLOCK, SIGNALS - STOP_SIGNALS)
-        metrics.meters()  # its gauges at 0 from the start
         serve_socket(sock)
         status = 0
     except Exception:

@@ -157,6 +157,13 @@ class PoolServer:
         self.stop_began = 0.0  # 0 until a stop signal
         self.grace_over = False
         self.meters = metrics.meters()
+        self.busy_workers = self.meters.gauge(
+            "pool_busy_workers", "Worker threads running a handler now"
+        )
+        self.queued = self.meters.gauge(
+            f"pool_queued_{metrics.UNIT}",
+            f"{metrics.UNIT.capitalize()} waiting for a free worker",
+        )
 
     def serve(self, model: str, shutdown_timeout: float) -> None:
         """Serve until SIGTERM or SIGINT, then let in-flight requests finish."""
@@ -312,7 +319,7 @@ class PoolServer:
         if not channel.busy and (job := conversation.next_job()) is not None:
             channel.busy = True
             self.ready.append((time.monotonic(), channel, job))
-            self.meters.queued.inc()
+            self.queued.inc()
         if conversation.finished and not channel.out and channel.lingering == math.inf:
             # Closing with unread input would reset the connection, which can
             # destroy replies the client has not read: stop sending, then drain.
@@ -397,18 +404,18 @@ class PoolServer:
         long for one."""
         while self.ready and self.working < self.pool_size:
             _, channel, job = self.ready.popleft()
-            self.meters.queued.dec()
+            self.queued.dec()
             if channel.closed:
                 continue
             self.working += 1
-            self.meters.busy_workers.inc()
+            self.busy_workers.inc()
             if self.threads < self.working:  # started as they are first needed
                 self.threads += 1
                 threading.Thread(target=self._work, name="worker", daemon=True).start()
             self.jobs.put((channel, job))
         while self.ready and self.ready[0][0] + self.queue_timeout <= now:
             _, channel, _ = self.ready.popleft()
-            self.meters.queued.dec()
+            self.queued.dec()
             if channel.closed:
                 continue
             channel.busy = False
@@ -441,7 +448,7 @@ class PoolServer:
         while self.results:
             channel, result = self.results.popleft()
             self.working -= 1
-            self.meters.busy_workers.dec()
+            self.busy_workers.dec()
             channel.busy = False
             if result is FAILED:
                 self._close(channel)

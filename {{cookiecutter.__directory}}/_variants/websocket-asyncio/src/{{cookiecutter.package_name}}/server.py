@@ -32,7 +32,7 @@ from . import eventloop, logs, metrics, pages
 from .config import setting
 from .eventloop import LOOP_NAME, STOP_GRACE_SECONDS, stop_accepting, stop_signal
 from .handler import Message, handle
-from .limits import WebSocketSettings
+from .limits import WebSocketSettings, count_close
 
 __all__ = ["Handler", "Settings", "serve"]
 
@@ -123,7 +123,7 @@ class Conversations:
                 opened.discard(self)
                 started.pop(self, None)  # a handshake that never got its answer
                 meters.connections_open.dec()
-                meters.closed(self.protocol.close_sent)
+                count_close(self.protocol.close_sent)
                 super().connection_lost(exc)
 
         return Connection

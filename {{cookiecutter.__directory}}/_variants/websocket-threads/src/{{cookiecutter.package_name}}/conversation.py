@@ -31,7 +31,7 @@ from websockets.typing import BytesLike
 
 from . import logs, metrics, pages
 from .handler import Message
-from .limits import WebSocketSettings
+from .limits import WebSocketSettings, count_close
 from .threads import Address, Refusal
 
 log = logging.getLogger(__name__)
@@ -262,6 +262,6 @@ class WebSocketConversation:
 
     def _end(self) -> None:
         if not self.finished:
-            metrics.meters().closed(self.protocol.close_sent)
+            count_close(self.protocol.close_sent)
         self.messages.clear()
         self.working, self.finished = False, True

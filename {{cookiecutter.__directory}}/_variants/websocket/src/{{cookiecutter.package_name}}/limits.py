@@ -6,13 +6,30 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from websockets.frames import Close
 from websockets.typing import Origin
 
-from . import config
+from . import config, metrics
 from .config import setting
 
 # What a browser sends as Origin: a scheme, a host and maybe a port; no path.
 ORIGIN = re.compile(r"https?://[^/\s,*]+")
+# The close codes the server sends a client that broke the protocol, by the kind
+# of protocol error its metrics count (see metrics.ERRORS).
+CLOSE_ERRORS = {1009: "oversize", 1002: "malformed", 1007: "malformed"}
+PING_TIMEOUT = (1011, "keepalive ping timeout")  # websockets' words for it
+
+
+def count_close(close: Close | None) -> None:
+    """A connection has ended with the server's close frame, if it sent one:
+    count the protocol error it told the client of, if any."""
+    if close is None:
+        return
+    errors = metrics.meters().errors
+    if (close.code, close.reason) == PING_TIMEOUT:
+        errors["timeout"].inc()
+    elif (kind := CLOSE_ERRORS.get(close.code)) is not None:
+        errors[kind].inc()
 
 
 @dataclass(frozen=True)
