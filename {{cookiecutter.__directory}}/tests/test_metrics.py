@@ -8,7 +8,9 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 import urllib.request
+from collections.abc import Callable
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -41,6 +43,15 @@ def scrape(port: int) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
 def read(port: int, name: str, labels: dict[str, str] | None = None) -> float:
     """One sample of this server's own, by its name without the package's."""
     return scrape(port)[f"{PACKAGE}_{name}", frozenset((labels or {}).items())]
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = TIMEOUT_SECONDS) -> None:
+    """Until `condition` holds: a connection's end is counted once the server
+    has seen it end, a moment after the client has."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"not within {timeout:g}s"
+        time.sleep(0.05)
 
 
 def send_requests(server: ServerProcess, count: int) -> None:

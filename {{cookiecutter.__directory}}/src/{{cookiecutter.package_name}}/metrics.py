@@ -52,6 +52,14 @@ class Level(Count, Protocol):
 
     def dec(self, amount: float = ...) -> None: ...
 
+    def set(self, value: float) -> None: ...
+
+
+class ByLabel(Protocol):
+    """A counter with one label, whose values come as they are met."""
+
+    def labels(self, *values: str) -> Count: ...
+
 
 class Timing(Protocol):
     """A histogram, as the server updates it."""
@@ -68,8 +76,14 @@ class Unmeasured:
     def dec(self, amount: float = 1) -> None:
         pass
 
+    def set(self, value: float) -> None:
+        pass
+
     def observe(self, amount: float) -> None:
         pass
+
+    def labels(self, *values: str) -> Unmeasured:
+        return self
 
 
 class Meters:
@@ -130,6 +144,15 @@ class Meters:
 
         counter = Counter(name, documentation, [label], namespace=NAMESPACE)
         return {value: counter.labels(value) for value in values}
+
+    def counter_by(self, name: str, documentation: str, label: str) -> ByLabel:
+        """A counter of a protocol's own, made once per process, by a label whose
+        values are not known in advance (see the WebSocket's close codes)."""
+        if not self.on:
+            return Unmeasured()
+        from prometheus_client import Counter
+
+        return Counter(name, documentation, [label], namespace=NAMESPACE)
 
     def gauge(self, name: str, documentation: str) -> Level:
         """A gauge, made once per process: a model adds its own (see pool.py)."""

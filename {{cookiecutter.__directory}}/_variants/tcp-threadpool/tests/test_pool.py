@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from .lineclient import LineClient
 from .serverprocess import StartServer
+from .test_metrics import free_port, read, wait_until
 
 TEST_HANDLER = "tests.handlers:handle"
 
@@ -52,3 +53,22 @@ def test_a_handler_that_exits_costs_only_its_client(start_server: StartServer) -
     with LineClient(server.address) as client:
         assert client.request("still served") == "still served"
     assert server.stop() == 0
+
+
+def test_a_scrape_shows_the_busy_worker_and_the_waiting_request(
+    start_server: StartServer,
+) -> None:
+    port = free_port()
+    server = start_server(handler=TEST_HANDLER, pool_size=1, metrics_port=port)
+
+    def pool() -> tuple[float, float]:
+        return read(port, "pool_busy_workers"), read(port, "pool_queued_requests")
+
+    with LineClient(server.address) as busy, LineClient(server.address) as waiting:
+        busy.send(b"sleep 2\n")
+        server.wait_for_log("sleep started")
+        waiting.send(b"waiting\n")
+        wait_until(lambda: pool() == (1, 1))
+        assert busy.read_line() == "slept 2"
+        assert waiting.read_line() == "waiting"
+        wait_until(lambda: pool() == (0, 0))

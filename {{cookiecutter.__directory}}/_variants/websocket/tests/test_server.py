@@ -31,6 +31,7 @@ from .serverprocess import (
     exchange,
     run_server_command,
 )
+from .test_metrics import free_port, read, wait_until
 from .wsclient import (
     TIMEOUT_SECONDS,
     client,
@@ -113,11 +114,16 @@ def test_logs_the_address_it_bound(server: ServerProcess) -> None:
 def test_closes_with_1009_on_a_message_over_the_limit(
     start_server: StartServer,
 ) -> None:
-    server = start_server(max_message_bytes=1000)
+    port = free_port()
+    server = start_server(max_message_bytes=1000, metrics_port=port)
     with client(server.address) as websocket:
         websocket.send("x" * 2000)
         assert_closed_with(websocket, 1009)
     assert_echoes(server.address)
+    # Counted: the close code, and the protocol error it told of.
+    wait_until(lambda: read(port, "websocket_closes_total", {"code": "1009"}) == 1)
+    assert read(port, "protocol_errors_total", {"kind": "oversize"}) == 1
+    wait_until(lambda: read(port, "websocket_closes_total", {"code": "1000"}) == 1)
 
 
 @pytest.mark.parametrize(

@@ -164,6 +164,7 @@ class PoolServer:
             f"pool_queued_{metrics.UNIT}",
             f"{metrics.UNIT.capitalize()} waiting for a free worker",
         )
+        self.reported = (0, 0)  # what the two gauges say: (busy, queued)
 
     def serve(self, model: str, shutdown_timeout: float) -> None:
         """Serve until SIGTERM or SIGINT, then let in-flight requests finish."""
@@ -201,11 +202,20 @@ class PoolServer:
         now = time.monotonic()
         self._expire_due(now)
         self._dispatch(now)
+        self._report()
         if self.stop_began:
             self._stop_due(now)
         elif not self.accepting and now >= self.accept_paused_until:
             self.selector.register(self.listener, selectors.EVENT_READ, self._accept)
             self.accepting = True
+
+    def _report(self) -> None:
+        """Set the pool's gauges once a turn, not at every change: each update
+        takes a lock, and a turn may see many requests."""
+        if (figures := (self.working, len(self.ready))) != self.reported:
+            self.reported = figures
+            self.busy_workers.set(figures[0])
+            self.queued.set(figures[1])
 
     def _wait_seconds(self) -> float:
         now = time.monotonic()
@@ -319,7 +329,6 @@ class PoolServer:
         if not channel.busy and (job := conversation.next_job()) is not None:
             channel.busy = True
             self.ready.append((time.monotonic(), channel, job))
-            self.queued.inc()
         if conversation.finished and not channel.out and channel.lingering == math.inf:
             # Closing with unread input would reset the connection, which can
             # destroy replies the client has not read: stop sending, then drain.
@@ -404,18 +413,15 @@ class PoolServer:
         long for one."""
         while self.ready and self.working < self.pool_size:
             _, channel, job = self.ready.popleft()
-            self.queued.dec()
             if channel.closed:
                 continue
             self.working += 1
-            self.busy_workers.inc()
             if self.threads < self.working:  # started as they are first needed
                 self.threads += 1
                 threading.Thread(target=self._work, name="worker", daemon=True).start()
             self.jobs.put((channel, job))
         while self.ready and self.ready[0][0] + self.queue_timeout <= now:
             _, channel, _ = self.ready.popleft()
-            self.queued.dec()
             if channel.closed:
                 continue
             channel.busy = False
@@ -448,7 +454,6 @@ class PoolServer:
         while self.results:
             channel, result = self.results.popleft()
             self.working -= 1
-            self.busy_workers.dec()
             channel.busy = False
             if result is FAILED:
                 self._close(channel)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -20,11 +21,21 @@ CLOSE_ERRORS = {1009: "oversize", 1002: "malformed", 1007: "malformed"}
 PING_TIMEOUT = (1011, "keepalive ping timeout")  # websockets' words for it
 
 
+@functools.cache  # once per process
+def closes() -> metrics.ByLabel:
+    return metrics.meters().counter_by(
+        "websocket_closes",
+        "WebSockets closed, by the close code the server sent",
+        "code",
+    )
+
+
 def count_close(close: Close | None) -> None:
     """A connection has ended with the server's close frame, if it sent one:
-    count the protocol error it told the client of, if any."""
+    count its code, and the protocol error it told the client of, if any."""
     if close is None:
         return
+    closes().labels(str(close.code)).inc()
     errors = metrics.meters().errors
     if (close.code, close.reason) == PING_TIMEOUT:
         errors["timeout"].inc()
