@@ -49,6 +49,7 @@ def test_layers_are_merged_and_the_rest_dropped(tmp_path: Path) -> None:
             ".dockerignore": "",
             "deploy/compose.yaml": "",
             "deploy/haproxy.cfg": "",
+            "deploy/prometheus.yml": "",
             "deploy/k8s/kustomization.yaml": "",
             "deploy/k8s/deployment.yaml": "",
             "_variants/tcp/tests/test_server.py": "shared",
