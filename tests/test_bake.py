@@ -36,6 +36,7 @@ COMMON_FILES = {
     "src/{package}/logs.py",
     "src/{package}/metrics.py",
     "src/{package}/server.py",
+    "src/{package}/tls.py",
     "src/{package}/workers.py",
     "tests/__init__.py",
     "tests/conftest.py",
@@ -45,6 +46,7 @@ COMMON_FILES = {
     "tests/test_config.py",
     "tests/test_metrics.py",
     "tests/test_stop.py",
+    "tests/test_tls.py",
     "tests/test_workers.py",
 }
 PROTOCOL_FILES = {

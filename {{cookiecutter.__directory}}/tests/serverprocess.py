@@ -15,7 +15,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import psutil
@@ -248,11 +248,15 @@ def run_server_command(
     )
 
 
-def run_healthcheck(host: str, port: int) -> subprocess.CompletedProcess[str]:
-    """Run the health check the Dockerfile runs, against `host` and `port`."""
+def run_healthcheck(
+    host: str, port: int, settings: Mapping[str, object] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run the health check the Dockerfile runs, against `host` and `port`, with
+    the server's other `settings` (its TLS files) in the environment too."""
+    env = {env_var(name): str(value) for name, value in (settings or {}).items()}
     return subprocess.run(
         [sys.executable, "-m", f"{PACKAGE}.healthcheck"],
-        env={**os.environ, "HOST": host, "PORT": str(port)},
+        env={**os.environ, **env, "HOST": host, "PORT": str(port)},
         capture_output=True,
         text=True,
         timeout=30,

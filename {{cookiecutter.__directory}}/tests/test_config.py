@@ -86,4 +86,4 @@ def readable(default: object) -> str:
         return str(default).lower()
     if isinstance(default, float):
         return f"{default:g}"
-    return str(default)
+    return str(default) or "unset"

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from . import logs, workers
 from .config import PROG, ConfigError, load
 from .server import Handler, Settings, serve
+from .tls import server_tls
 
 
 def main(argv: Sequence[str] | None = None, handler: Handler | None = None) -> int:
@@ -23,10 +24,12 @@ def main(argv: Sequence[str] | None = None, handler: Handler | None = None) -> i
         settings = load(Settings, argv)
         logs.configure(settings.log_level, settings.log_format)
         raise_open_file_limit()
+        # Loaded once, here: files that do not load stop the server at once.
+        tls = server_tls(settings)
         if handler is None:
-            serve_socket = functools.partial(serve, settings)
+            serve_socket = functools.partial(serve, settings, tls=tls)
         else:
-            serve_socket = functools.partial(serve, settings, handler=handler)
+            serve_socket = functools.partial(serve, settings, handler=handler, tls=tls)
         return workers.serve(settings, serve_socket)
     except ConfigError as error:
         print(f"{PROG}: error: {error}", file=sys.stderr)

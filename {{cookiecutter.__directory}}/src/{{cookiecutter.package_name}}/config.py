@@ -20,6 +20,8 @@ from typing import Any, TypeVar
 PROG = "{{ cookiecutter.project_slug }}"
 ENV_PREFIX = "{{ cookiecutter.package_name | upper }}_"
 UNPREFIXED = frozenset({"host", "port"})
+# What the health probe reads of the server's settings.
+PROBED = ("host", "port", "tls_cert", "tls_key", "tls_client_ca")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 LOG_FORMATS = ("text", "json")
 DAY_SECONDS = 86400
@@ -110,11 +112,28 @@ class Settings:
         minimum=0,
         maximum=65535,
     )
+    tls_cert: str = setting(
+        "", "PEM certificate chain to serve TLS with; SIGHUP reloads it and the key"
+    )
+    tls_key: str = setting("", "PEM private key of the TLS certificate")
+    tls_client_ca: str = setting(
+        "", "PEM CA certificates: require a client certificate they signed"
+    )
     log_level: str = setting("INFO", "log level", choices=LOG_LEVELS)
     log_format: str = setting("text", "log format", choices=LOG_FORMATS)
 
     def __post_init__(self) -> None:
         """Check settings against each other: each layer adds its checks."""
+        if bool(self.tls_cert) != bool(self.tls_key):
+            raise ConfigError(
+                f"{flag('tls_cert')} ({env_var('tls_cert')}) and {flag('tls_key')} "
+                f"({env_var('tls_key')}) go together: set both, or neither"
+            )
+        if self.tls_client_ca and not self.tls_cert:
+            raise ConfigError(
+                f"{flag('tls_client_ca')} ({env_var('tls_client_ca')}) needs TLS: "
+                f"set {flag('tls_cert')} and {flag('tls_key')} too"
+            )
 
 
 def env_var(name: str) -> str:
@@ -143,7 +162,7 @@ def load(
             flag(field.name),
             metavar=field.name.upper(),
             help=f"{field.metadata['description']} (env {env_var(field.name)}, "
-            f"default {field.default})",
+            f"default {'unset' if field.default == '' else field.default})",
         )
     args = parser.parse_args(argv)
     types = typing.get_type_hints(cls)
@@ -162,13 +181,15 @@ def load(
     return cls(**values)
 
 
-def local_address(environ: Mapping[str, str] = os.environ) -> tuple[str, int]:
-    """Where a probe on this machine reaches the server: its HOST and PORT, with a
-    wildcard host (every address) replaced by the loopback address."""
-    address = {env_var("host"), env_var("port")}  # the server's other settings aside
-    settings = load(Settings, [], {k: v for k, v in environ.items() if k in address})
+def local_settings(environ: Mapping[str, str] = os.environ) -> Settings:
+    """What a probe on this machine needs of the server's settings: its address,
+    with a wildcard host (every address) replaced by the loopback address, and its
+    TLS files. The server's other settings are its own business."""
+    names = {env_var(name) for name in PROBED}
+    settings = load(Settings, [], {k: v for k, v in environ.items() if k in names})
     wildcards = {"0.0.0.0": "127.0.0.1", "::": "::1"}
-    return wildcards.get(settings.host, settings.host), settings.port
+    host = wildcards.get(settings.host, settings.host)
+    return dataclasses.replace(settings, host=host)
 
 
 def parse(raw: str, kind: type, rules: Mapping[str, Any]) -> Any:

@@ -39,8 +39,11 @@ RESTART_DELAY_SECONDS = 1.0  # for a worker that dies this soon after it started
 MAX_RESTART_DELAY = 30.0  # however often it dies at once
 KILL_AFTER_SECONDS = 5.0  # past the shutdown timeout, for a worker that never ends
 STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT}
-# Taken by sigwait: a stop, a worker's end, the timer for what is due next.
-SIGNALS = STOP_SIGNALS | {signal.SIGCHLD, signal.SIGALRM}
+# What a server handles: a stop, and SIGHUP to reload its TLS certificate.
+SERVER_SIGNALS = STOP_SIGNALS | {signal.SIGHUP}
+# Taken by sigwait: those, passed on to the workers, a worker's end, the timer for
+# what is due next.
+SIGNALS = SERVER_SIGNALS | {signal.SIGCHLD, signal.SIGALRM}
 
 ServeSocket = Callable[[socket.socket], None]
 
@@ -168,6 +171,11 @@ class Supervisor:
             signum = signal.sigwait(SIGNALS)
             if signum in STOP_SIGNALS:
                 return signal.Signals(signum)
+            if signum == signal.SIGHUP:
+                log.info("passing SIGHUP on to %d workers", len(self.workers))
+                for pid in self.workers:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(pid, signal.SIGHUP)
             for pid, worker, status in self.reap():
                 log.warning(
                     "worker %d (pid %d) %s; starting another",
@@ -247,10 +255,10 @@ def work(sock: socket.socket, serve_socket: ServeSocket, lifeline: int) -> NoRet
     """A worker's life: serve the inherited socket until stopped, then exit."""
     status = 1
     try:
-        # Started with the stop signals blocked, as every thread of a worker
+        # Started with the server's signals blocked, as every thread of a worker
         # is: each server unblocks them where it takes them.
         threading.Thread(target=stop_with, args=(lifeline,), daemon=True).start()
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, SIGNALS - STOP_SIGNALS)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, SIGNALS - SERVER_SIGNALS)
         serve_socket(sock)
         status = 0
     except Exception:

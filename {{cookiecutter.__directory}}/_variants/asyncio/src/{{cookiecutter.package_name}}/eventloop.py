@@ -12,7 +12,8 @@ import socket
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
-from .workers import give_up
+from .tls import ServerTLS
+from .workers import SERVER_SIGNALS, give_up
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 # At a stop, how long idle connections have to send a request that a client (or a
@@ -40,8 +41,17 @@ def run(main: Coroutine[Any, Any, None]) -> None:
         runner.run(main)
 
 
-def stop_signal() -> asyncio.Future[signal.Signals]:
-    """A future the first SIGTERM or SIGINT sets to itself.
+def tls_options(tls: ServerTLS | None, handshake_timeout: float) -> dict[str, Any]:
+    """What ``loop.create_server`` takes to serve TLS (nothing, to serve plain
+    connections): a handshake is bounded as any wait for a client is."""
+    if tls is None:
+        return {}
+    return {"ssl": tls.context, "ssl_handshake_timeout": handshake_timeout}
+
+
+def stop_signal(on_hangup: Callable[[], None]) -> asyncio.Future[signal.Signals]:
+    """A future the first SIGTERM or SIGINT sets to itself; SIGHUP calls
+    `on_hangup`.
 
     A second signal changes nothing: the drain that follows is already bounded.
     """
@@ -54,9 +64,10 @@ def stop_signal() -> asyncio.Future[signal.Signals]:
 
     for signum in STOP_SIGNALS:
         loop.add_signal_handler(signum, on_signal, signum)
+    loop.add_signal_handler(signal.SIGHUP, on_hangup)
     # A worker process starts with them blocked (see workers.py): now they are
     # handled, let them in.
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, SERVER_SIGNALS)
     return stop
 
 

@@ -33,8 +33,10 @@ from .threads import (
     Refuse,
     StopSignals,
     accept,
+    encrypting,
     waiting_clients,
 )
+from .tls import ServerTLS, on_hangup
 from .workers import give_up
 
 log = logging.getLogger(__name__)
@@ -176,12 +178,15 @@ class ThreadedServer:
         conversation: Callable[[Address], Conversation[Any]],
         refuse: Refuse,
         *,
+        tls: ServerTLS | None,
         max_connections: int,
         own_threads: bool,
         refuse_after_grace: bool = False,
     ) -> None:
         self.listener = sock
-        self.conversation, self.refuse = conversation, refuse
+        self.tls = tls
+        self.conversation = encrypting(conversation, tls)
+        self.refuse = encrypting(refuse, tls)
         self.max_connections = max_connections
         self.own_threads = own_threads
         self.refuse_after_grace = refuse_after_grace
@@ -194,7 +199,8 @@ class ThreadedServer:
 
     def serve(self, model: str, shutdown_timeout: float) -> None:
         """Serve until SIGTERM or SIGINT, then let in-flight requests finish."""
-        signals = StopSignals()  # before any thread starts: see threads.py
+        # Before any thread starts: see threads.py.
+        signals = StopSignals(on_hangup(self.tls))
         threading.Thread(target=self._accept, name="accept", daemon=True).start()
         log.info(
             "listening on %s (%s)", logs.address(self.listener.getsockname()), model

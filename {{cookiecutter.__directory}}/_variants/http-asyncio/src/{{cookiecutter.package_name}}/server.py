@@ -28,8 +28,15 @@ from aiohttp.typedefs import Middleware
 from . import eventloop, logs, metrics
 from .app import create_app, to_json
 from .config import setting
-from .eventloop import LOOP_NAME, STOP_GRACE_SECONDS, stop_accepting, stop_signal
+from .eventloop import (
+    LOOP_NAME,
+    STOP_GRACE_SECONDS,
+    stop_accepting,
+    stop_signal,
+    tls_options,
+)
 from .limits import HttpSettings
+from .tls import ServerTLS, on_hangup
 
 __all__ = ["Handler", "Settings", "serve"]
 
@@ -226,10 +233,10 @@ def drop_client_errors(record: logging.LogRecord) -> bool:
 
 
 async def serve_until_stopped(
-    settings: Settings, sock: socket.socket, handler: Handler
+    settings: Settings, sock: socket.socket, handler: Handler, tls: ServerTLS | None
 ) -> None:
     """Serve `sock` until SIGTERM or SIGINT, then let in-flight requests finish."""
-    stop = stop_signal()
+    stop = stop_signal(on_hangup(tls))
 
     app = handler(settings)
     stopping = asyncio.Event()
@@ -264,7 +271,9 @@ async def serve_until_stopped(
         meters.connections_open.inc()  # until connection_lost
         return Counted(connections(), meters)
 
-    server = await asyncio.get_running_loop().create_server(accept, sock=sock)
+    server = await asyncio.get_running_loop().create_server(
+        accept, sock=sock, **tls_options(tls, settings.idle_timeout)
+    )
     address = logs.address(server.sockets[0].getsockname())
     log.info("listening on %s (%s)", address, MODEL.format(LOOP_NAME))
     signum = await stop
@@ -293,8 +302,11 @@ async def serve_until_stopped(
 
 
 def serve(
-    settings: Settings, sock: socket.socket, handler: Handler = create_app
+    settings: Settings,
+    sock: socket.socket,
+    handler: Handler = create_app,
+    tls: ServerTLS | None = None,
 ) -> None:
     """Run the event loop (uvloop's when installed) until the server stops."""
     logging.getLogger("aiohttp.server").addFilter(drop_client_errors)
-    eventloop.run(serve_until_stopped(settings, sock, handler))
+    eventloop.run(serve_until_stopped(settings, sock, handler, tls))

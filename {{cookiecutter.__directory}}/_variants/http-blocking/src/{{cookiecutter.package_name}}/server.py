@@ -17,6 +17,7 @@ from .app import create_app
 from .connection import ThreadedServer
 from .conversation import conversations, refusal
 from .limits import HttpSettings
+from .tls import ServerTLS
 from .wsgi import Handler
 
 __all__ = ["Handler", "Settings", "serve"]
@@ -28,7 +29,10 @@ Settings = HttpSettings
 
 
 def serve(
-    settings: Settings, sock: socket.socket, handler: Handler = create_app
+    settings: Settings,
+    sock: socket.socket,
+    handler: Handler = create_app,
+    tls: ServerTLS | None = None,
 ) -> None:
     """Serve one connection at a time until SIGTERM or SIGINT."""
     server = ThreadedServer(
@@ -36,6 +40,7 @@ def serve(
         conversations(handler, settings, sock, keep_alive=False),
         refusal,
         max_connections=1,
+        tls=tls,
         own_threads=False,
     )
     server.serve(MODEL, settings.shutdown_timeout)

@@ -19,6 +19,7 @@ from .config import setting
 from .connection import ThreadedServer
 from .conversation import conversations, refusal
 from .limits import HttpSettings
+from .tls import ServerTLS
 from .wsgi import Handler
 
 __all__ = ["Handler", "Settings", "serve"]
@@ -34,7 +35,10 @@ class Settings(HttpSettings):
 
 
 def serve(
-    settings: Settings, sock: socket.socket, handler: Handler = create_app
+    settings: Settings,
+    sock: socket.socket,
+    handler: Handler = create_app,
+    tls: ServerTLS | None = None,
 ) -> None:
     """Serve each connection on a thread of its own until SIGTERM or SIGINT."""
     server = ThreadedServer(
@@ -42,6 +46,7 @@ def serve(
         conversations(handler, settings, sock),
         refusal,
         max_connections=settings.max_connections,
+        tls=tls,
         own_threads=True,
     )
     server.serve(MODEL, settings.shutdown_timeout)

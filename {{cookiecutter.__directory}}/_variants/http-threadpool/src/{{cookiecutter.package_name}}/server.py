@@ -21,6 +21,7 @@ from .app import create_app
 from .conversation import conversations, refusal
 from .limits import HttpSettings
 from .pool import PoolServer, PoolSettings
+from .tls import ServerTLS
 from .wsgi import Handler
 
 __all__ = ["Handler", "Settings", "serve"]
@@ -34,7 +35,10 @@ class Settings(PoolSettings, HttpSettings):
 
 
 def serve(
-    settings: Settings, sock: socket.socket, handler: Handler = create_app
+    settings: Settings,
+    sock: socket.socket,
+    handler: Handler = create_app,
+    tls: ServerTLS | None = None,
 ) -> None:
     """Serve connections until SIGTERM or SIGINT, their requests on the pool."""
     server = PoolServer(
@@ -43,6 +47,7 @@ def serve(
         refusal,
         pool_size=settings.pool_size,
         max_connections=settings.max_connections,
+        tls=tls,
         queue_timeout=settings.idle_timeout,
     )
     server.serve(MODEL.format(settings.pool_size), settings.shutdown_timeout)

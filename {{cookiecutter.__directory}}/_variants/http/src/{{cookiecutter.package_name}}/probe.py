@@ -1,21 +1,13 @@
 """The health probe of an HTTP server: one real request.
 
 It sends ``GET /healthz`` and reports healthy on a 200 answer. The command
-``healthcheck`` runs it.
+``healthcheck`` runs it (healthcheck.py), over TLS when the server has it.
 """
 
 from __future__ import annotations
 
 import http.client
 import socket
-
-TIMEOUT_SECONDS = 3.0
-
-
-def probe(host: str, port: int, timeout: float = TIMEOUT_SECONDS) -> None:
-    """Make one request; raise OSError saying why the server is not healthy."""
-    with socket.create_connection((host, port), timeout) as sock:
-        round_trip(sock)
 
 
 def round_trip(sock: socket.socket) -> None:

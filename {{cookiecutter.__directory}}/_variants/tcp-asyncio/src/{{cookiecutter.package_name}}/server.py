@@ -21,9 +21,16 @@ from typing import Any
 
 from . import eventloop, logs, metrics, protocol
 from .config import setting
-from .eventloop import LOOP_NAME, STOP_GRACE_SECONDS, stop_accepting, stop_signal
+from .eventloop import (
+    LOOP_NAME,
+    STOP_GRACE_SECONDS,
+    stop_accepting,
+    stop_signal,
+    tls_options,
+)
 from .handler import handle
 from .protocol import Event, LineProtocol, LineSettings, Request
+from .tls import ServerTLS, on_hangup
 
 __all__ = ["Handler", "Settings", "serve"]
 
@@ -114,10 +121,8 @@ class Connection:
         self.stopping = False
         self.deadline = IdleDeadline(settings.idle_timeout)
         self.meters = metrics.meters()
-
-    @property
-    def peer(self) -> str:
-        return logs.address(self.writer.get_extra_info("peername"))
+        # Taken now: a TLS transport forgets it once closed.
+        self.peer = logs.address(writer.get_extra_info("peername"))
 
     async def serve(self) -> None:
         framing = LineProtocol(self.settings.max_line_bytes)
@@ -289,12 +294,14 @@ class LineServer:
 
 
 async def serve_until_stopped(
-    settings: Settings, sock: socket.socket, handler: Handler
+    settings: Settings, sock: socket.socket, handler: Handler, tls: ServerTLS | None
 ) -> None:
     """Serve `sock` until SIGTERM or SIGINT, then let in-flight requests finish."""
-    stop = stop_signal()
+    stop = stop_signal(on_hangup(tls))
     lines = LineServer(settings, handler)
-    server = await asyncio.start_server(lines.accept, sock=sock)
+    server = await asyncio.start_server(
+        lines.accept, sock=sock, **tls_options(tls, settings.idle_timeout)
+    )
     address = logs.address(server.sockets[0].getsockname())
     log.info("listening on %s (%s)", address, MODEL.format(LOOP_NAME))
     signum = await stop
@@ -304,6 +311,11 @@ async def serve_until_stopped(
     log.info("stopped")
 
 
-def serve(settings: Settings, sock: socket.socket, handler: Handler = handle) -> None:
+def serve(
+    settings: Settings,
+    sock: socket.socket,
+    handler: Handler = handle,
+    tls: ServerTLS | None = None,
+) -> None:
     """Run the event loop (uvloop's when installed) until the server stops."""
-    eventloop.run(serve_until_stopped(settings, sock, handler))
+    eventloop.run(serve_until_stopped(settings, sock, handler, tls))

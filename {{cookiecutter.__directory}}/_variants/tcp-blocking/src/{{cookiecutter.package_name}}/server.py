@@ -17,6 +17,7 @@ from .connection import ThreadedServer
 from .conversation import Handler, LineConversation, refusal
 from .handler import handle
 from .protocol import LineSettings
+from .tls import ServerTLS
 
 __all__ = ["Handler", "Settings", "serve"]
 
@@ -26,13 +27,19 @@ MODEL = "tcp, blocking: one client at a time"
 Settings = LineSettings
 
 
-def serve(settings: Settings, sock: socket.socket, handler: Handler = handle) -> None:
+def serve(
+    settings: Settings,
+    sock: socket.socket,
+    handler: Handler = handle,
+    tls: ServerTLS | None = None,
+) -> None:
     """Serve one client at a time until SIGTERM or SIGINT."""
     server = ThreadedServer(
         sock,
         functools.partial(LineConversation, handler, settings),
         refusal,
         max_connections=1,
+        tls=tls,
         own_threads=False,
     )
     server.serve(MODEL, settings.shutdown_timeout)

@@ -20,6 +20,7 @@ from .connection import ThreadedServer
 from .conversation import Handler, LineConversation, refusal
 from .handler import handle
 from .protocol import LineSettings
+from .tls import ServerTLS
 
 __all__ = ["Handler", "Settings", "serve"]
 
@@ -33,13 +34,19 @@ class Settings(LineSettings):
     )
 
 
-def serve(settings: Settings, sock: socket.socket, handler: Handler = handle) -> None:
+def serve(
+    settings: Settings,
+    sock: socket.socket,
+    handler: Handler = handle,
+    tls: ServerTLS | None = None,
+) -> None:
     """Serve each client on a thread of its own until SIGTERM or SIGINT."""
     server = ThreadedServer(
         sock,
         functools.partial(LineConversation, handler, settings),
         refusal,
         max_connections=settings.max_connections,
+        tls=tls,
         own_threads=True,
     )
     server.serve(MODEL, settings.shutdown_timeout)

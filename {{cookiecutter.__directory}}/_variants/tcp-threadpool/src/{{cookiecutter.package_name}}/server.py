@@ -21,6 +21,7 @@ from .conversation import Handler, LineConversation, refusal
 from .handler import handle
 from .pool import PoolServer, PoolSettings
 from .protocol import LineSettings
+from .tls import ServerTLS
 
 __all__ = ["Handler", "Settings", "serve"]
 
@@ -32,7 +33,12 @@ class Settings(PoolSettings, LineSettings):
     pass
 
 
-def serve(settings: Settings, sock: socket.socket, handler: Handler = handle) -> None:
+def serve(
+    settings: Settings,
+    sock: socket.socket,
+    handler: Handler = handle,
+    tls: ServerTLS | None = None,
+) -> None:
     """Serve clients until SIGTERM or SIGINT, their requests on the pool."""
     server = PoolServer(
         sock,
@@ -40,6 +46,7 @@ def serve(settings: Settings, sock: socket.socket, handler: Handler = handle) ->
         refusal,
         pool_size=settings.pool_size,
         max_connections=settings.max_connections,
+        tls=tls,
         queue_timeout=settings.idle_timeout,
     )
     server.serve(MODEL.format(settings.pool_size), settings.shutdown_timeout)

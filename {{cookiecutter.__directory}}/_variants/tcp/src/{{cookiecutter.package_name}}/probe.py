@@ -4,7 +4,7 @@ It connects, sends one line and waits for one line back. The server is healthy w
 it answers and can take a client now: an answer of ``ERROR server busy`` counts
 as unhealthy, so a load balancer sends clients elsewhere; so does a refused
 connection, which is what a stopping server gives. The command ``healthcheck``
-runs it.
+runs it (healthcheck.py), over TLS when the server has it.
 """
 
 from __future__ import annotations
@@ -14,14 +14,7 @@ import socket
 from .protocol import error
 
 PROBE = b"healthcheck\n"
-TIMEOUT_SECONDS = 3.0
 BUSY = error("server busy")
-
-
-def probe(host: str, port: int, timeout: float = TIMEOUT_SECONDS) -> None:
-    """Make one round trip; raise OSError saying why the server is not healthy."""
-    with socket.create_connection((host, port), timeout) as sock:
-        round_trip(sock)
 
 
 def round_trip(sock: socket.socket) -> None:

@@ -45,8 +45,10 @@ from .threads import (
     Refuse,
     StopSignals,
     accept,
+    encrypting,
     waiting_clients,
 )
+from .tls import ServerTLS, on_hangup
 from .workers import give_up
 
 log = logging.getLogger(__name__)
@@ -126,12 +128,15 @@ class PoolServer:
         conversation: Callable[[Address], Conversation[Any]],
         refuse: Refuse,
         *,
+        tls: ServerTLS | None,
         pool_size: int,
         max_connections: int,
         queue_timeout: float,
     ) -> None:
         self.listener = sock
-        self.conversation, self.refuse = conversation, refuse
+        self.tls = tls
+        self.conversation = encrypting(conversation, tls)
+        self.refuse = encrypting(refuse, tls)
         self.pool_size, self.max_connections = pool_size, max_connections
         self.queue_timeout = queue_timeout
         self.selector = selectors.DefaultSelector()
@@ -168,7 +173,7 @@ class PoolServer:
 
     def serve(self, model: str, shutdown_timeout: float) -> None:
         """Serve until SIGTERM or SIGINT, then let in-flight requests finish."""
-        self.signals = StopSignals()
+        self.signals = StopSignals(on_hangup(self.tls))
         self.selector.register(self.listener, selectors.EVENT_READ, self._accept)
         self.selector.register(self.signals.reader, selectors.EVENT_READ, self._signal)
         self.selector.register(self.waker, selectors.EVENT_READ, self._woken)

@@ -20,17 +20,23 @@ shutdown timeout to finish; past it, the process exits with status 1.
 from __future__ import annotations
 
 import errno
+import functools
+import logging
 import math
 import selectors
 import signal
 import socket
+import ssl
 import time
 from collections.abc import Callable, Iterator
-from typing import Any, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from . import logs
 from .config import flag
-from .workers import BACKLOG
+from .tls import ServerTLS
+from .workers import BACKLOG, SERVER_SIGNALS
+
+log = logging.getLogger(__name__)
 
 RECV_BYTES = 64 * 1024
 LINGER_SECONDS = 2.0  # how long a closing connection drains what the client sends
@@ -39,6 +45,7 @@ MAX_REFUSING = 64  # clients being turned away at once; beyond, closed at once
 # load balancer) sent just before it.
 STOP_GRACE_SECONDS = 2.0
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+RELOAD_SIGNAL = signal.SIGHUP  # reload the TLS certificate
 # What accept() fails with when the process or the system is out of something;
 # and how long a server waits before it accepts again.
 EXHAUSTED = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
@@ -57,8 +64,13 @@ class Conversation(Protocol[Result]):
     result to `finish()`.
     """
 
-    finished: bool  # nothing more to send or receive: end the connection
-    send_timeout: float  # seconds a reply may make no progress: then drop the client
+    @property
+    def finished(self) -> bool:
+        """Nothing more to send or receive: end the connection."""
+
+    @property
+    def send_timeout(self) -> float:
+        """Seconds a reply may make no progress: then drop the client."""
 
     def receive_data(self, data: bytes) -> None:
         """Bytes from the client; b"" when it has finished sending."""
@@ -137,27 +149,179 @@ class Refusal:
 
 
 Refuse = Callable[[str], Conversation[Any]]  # a protocol's refusal for a reason
+Factory = TypeVar("Factory", bound=Callable[..., Conversation[Any]])
+
+
+class Handshake:
+    """What stands for the conversation while the TLS handshake goes on: it has
+    the idle timeout to end, and no request yet."""
+
+    def __init__(self, timeout: float) -> None:
+        self.send_timeout = timeout
+        self.deadline = time.monotonic() + timeout
+        self.finished = self.stopped = False
+
+    def receive_data(self, data: bytes) -> None:
+        pass
+
+    def data_to_send(self) -> bytes:
+        return b""
+
+    def wants_data(self) -> bool:
+        return True
+
+    def next_job(self) -> None:
+        return None
+
+    def finish(self, result: object) -> None:
+        pass
+
+    def expire(self) -> None:
+        self.finished = True
+
+    def stop(self) -> None:
+        self.stopped = True  # for the conversation to come
+
+    def refuse(self, reason: str) -> None:
+        self.finished = True
+
+
+class Encrypted(Generic[Result]):
+    """A conversation over TLS, without I/O (``ssl.MemoryBIO``): the handshake, then
+    the conversation `begin()` makes, its bytes decrypted on their way in and
+    encrypted on their way out.
+
+    The drivers run it as any conversation, so the handshake holds no worker of a
+    pool. The handshake has the idle timeout to end; the conversation begins after
+    it, its deadlines counted from then, as if the client had just connected.
+    """
+
+    def __init__(
+        self,
+        begin: Callable[[], Conversation[Result]],
+        context: ssl.SSLContext,
+        timeout: float,
+    ) -> None:
+        self._begin = begin
+        self.inner: Conversation[Result] | Handshake = Handshake(timeout)
+        self._in, self._out = ssl.MemoryBIO(), ssl.MemoryBIO()
+        self._tls = context.wrap_bio(self._in, self._out, server_side=True)
+        self._ended = self._eof = False
+
+    @property
+    def finished(self) -> bool:
+        expired = isinstance(self.inner, Handshake) and self.inner.finished
+        return self._ended or expired  # or a handshake that took too long
+
+    @property
+    def send_timeout(self) -> float:
+        return self.inner.send_timeout
+
+    def receive_data(self, data: bytes) -> None:
+        if data:
+            self._in.write(data)
+        else:
+            self._in.write_eof()
+        if isinstance(handshake := self.inner, Handshake):
+            try:
+                self._tls.do_handshake()
+            except ssl.SSLWantReadError:
+                self._ended = not data  # the client left mid-handshake
+                return
+            except (ssl.SSLError, ValueError) as error:  # not TLS, or refused
+                log.debug("TLS handshake failed: %s", error)
+                self._ended = True
+                return
+            self.inner = self._begin()
+            if handshake.stopped:
+                self.inner.stop()
+        self._decrypt()
+
+    def _decrypt(self) -> None:
+        plain = bytearray()
+        while not self._eof:
+            try:
+                if not (chunk := self._tls.read(RECV_BYTES)):
+                    self._eof = True
+                plain += chunk
+            except ssl.SSLWantReadError:
+                break
+            except ssl.SSLError:  # close_notify, or a record or alert that ends TLS
+                self._eof = True
+        if plain:
+            self.inner.receive_data(bytes(plain))
+        if self._eof and not self.inner.finished:
+            self.inner.receive_data(b"")
+
+    def data_to_send(self) -> bytes:
+        if not isinstance(self.inner, Handshake) and not self._ended:
+            plain = self.inner.data_to_send()
+            try:
+                if plain:
+                    self._tls.write(plain)
+                if self.inner.finished:
+                    self._ended = True
+                    self._tls.unwrap()  # queues close_notify; no reply is awaited
+            except (ssl.SSLError, ValueError):  # TLS has ended: nothing more goes
+                self._ended = True
+        return self._out.read()
+
+    def wants_data(self) -> bool:
+        return self.inner.wants_data()
+
+    def next_job(self) -> Callable[[], Result] | None:
+        return self.inner.next_job()
+
+    def finish(self, result: Result) -> None:
+        self.inner.finish(result)
+
+    @property
+    def deadline(self) -> float:
+        return self.inner.deadline
+
+    def expire(self) -> None:
+        self.inner.expire()
+
+    def stop(self) -> None:
+        self.inner.stop()
+
+    def refuse(self, reason: str) -> None:
+        self.inner.refuse(reason)
+
+
+def encrypting(factory: Factory, tls: ServerTLS | None) -> Factory:
+    """`factory`'s conversations over TLS when the server has it, else as they are."""
+    if tls is None:
+        return factory
+    context, timeout = tls.context, tls.settings.idle_timeout
+
+    def encrypted(*args: Any) -> Conversation[Any]:
+        return Encrypted(functools.partial(factory, *args), context, timeout)
+
+    return encrypted  # type: ignore[return-value]
 
 
 class StopSignals:
-    """SIGTERM and SIGINT as bytes on a socket that a thread can wait on.
+    """SIGTERM and SIGINT as bytes on a socket that a thread can wait on; and
+    SIGHUP, which calls `on_hangup` there.
 
     With a handler of its own installed, a signal can never end the process,
     whichever thread the kernel hands it to (one that the user's code started,
     say); the C-level handler writes the signal's number to the socket.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, on_hangup: Callable[[], None]) -> None:
+        self.on_hangup = on_hangup
         self.reader, writer = socket.socketpair()
         self.reader.setblocking(False)
         writer.setblocking(False)
         self._writer = writer  # held open for as long as the handlers are in place
         signal.set_wakeup_fd(writer.fileno(), warn_on_full_buffer=False)
-        for signum in STOP_SIGNALS:
+        for signum in SERVER_SIGNALS:
             signal.signal(signum, lambda signum, frame: None)
         # A worker process starts with them blocked (see workers.py): now they are
         # handled, let them in.
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, SERVER_SIGNALS)
 
     def received(self) -> signal.Signals | None:
         """The first stop signal received since the last call, if any."""
@@ -165,6 +329,8 @@ class StopSignals:
             numbers = self.reader.recv(64)
         except BlockingIOError:
             return None
+        if RELOAD_SIGNAL in numbers:
+            self.on_hangup()
         for number in numbers:
             if number in STOP_SIGNALS:
                 return signal.Signals(number)

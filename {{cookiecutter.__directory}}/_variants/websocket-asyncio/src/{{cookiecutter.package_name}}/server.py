@@ -30,9 +30,16 @@ from websockets.protocol import State
 
 from . import eventloop, logs, metrics, pages
 from .config import setting
-from .eventloop import LOOP_NAME, STOP_GRACE_SECONDS, stop_accepting, stop_signal
+from .eventloop import (
+    LOOP_NAME,
+    STOP_GRACE_SECONDS,
+    stop_accepting,
+    stop_signal,
+    tls_options,
+)
 from .handler import Message, handle
 from .limits import WebSocketSettings, count_close
+from .tls import ServerTLS, on_hangup
 
 __all__ = ["Handler", "Settings", "serve"]
 
@@ -199,10 +206,10 @@ class Conversations:
 
 
 async def serve_until_stopped(
-    settings: Settings, sock: socket.socket, handler: Handler
+    settings: Settings, sock: socket.socket, handler: Handler, tls: ServerTLS | None
 ) -> None:
     """Serve `sock` until SIGTERM or SIGINT, then let in-flight messages finish."""
-    stop = stop_signal()
+    stop = stop_signal(on_hangup(tls))
     conversations = Conversations(settings, handler)
     server = await websockets.asyncio.server.serve(
         conversations.converse,
@@ -211,6 +218,7 @@ async def serve_until_stopped(
         process_response=conversations.answered,
         create_connection=conversations.connection_class(),
         **settings.serve_options(),
+        **tls_options(tls, settings.idle_timeout),
     )
     address = logs.address(server.sockets[0].getsockname())
     log.info("listening on %s (%s)", address, MODEL.format(LOOP_NAME))
@@ -231,6 +239,11 @@ async def serve_until_stopped(
     log.info("stopped")
 
 
-def serve(settings: Settings, sock: socket.socket, handler: Handler = handle) -> None:
+def serve(
+    settings: Settings,
+    sock: socket.socket,
+    handler: Handler = handle,
+    tls: ServerTLS | None = None,
+) -> None:
     """Run the event loop (uvloop's when installed) until the server stops."""
-    eventloop.run(serve_until_stopped(settings, sock, handler))
+    eventloop.run(serve_until_stopped(settings, sock, handler, tls))

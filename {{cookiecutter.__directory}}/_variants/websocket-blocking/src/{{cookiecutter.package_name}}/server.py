@@ -18,6 +18,7 @@ from .connection import ThreadedServer
 from .conversation import Handler, WebSocketConversation, refusal
 from .handler import handle
 from .limits import WebSocketSettings
+from .tls import ServerTLS
 
 __all__ = ["Handler", "Settings", "serve"]
 
@@ -27,13 +28,19 @@ MODEL = "websocket, blocking: one client at a time"
 Settings = WebSocketSettings
 
 
-def serve(settings: Settings, sock: socket.socket, handler: Handler = handle) -> None:
+def serve(
+    settings: Settings,
+    sock: socket.socket,
+    handler: Handler = handle,
+    tls: ServerTLS | None = None,
+) -> None:
     """Serve one client at a time until SIGTERM or SIGINT."""
     server = ThreadedServer(
         sock,
         functools.partial(WebSocketConversation, handler, settings),
         refusal,
         max_connections=1,
+        tls=tls,
         own_threads=False,
         refuse_after_grace=True,
     )

@@ -21,6 +21,7 @@ from .connection import ThreadedServer
 from .conversation import Handler, WebSocketConversation, refusal
 from .handler import handle
 from .limits import WebSocketSettings
+from .tls import ServerTLS
 
 __all__ = ["Handler", "Settings", "serve"]
 
@@ -34,13 +35,19 @@ class Settings(WebSocketSettings):
     )
 
 
-def serve(settings: Settings, sock: socket.socket, handler: Handler = handle) -> None:
+def serve(
+    settings: Settings,
+    sock: socket.socket,
+    handler: Handler = handle,
+    tls: ServerTLS | None = None,
+) -> None:
     """Serve each client on a thread of its own until SIGTERM or SIGINT."""
     server = ThreadedServer(
         sock,
         functools.partial(WebSocketConversation, handler, settings),
         refusal,
         max_connections=settings.max_connections,
+        tls=tls,
         own_threads=True,
         refuse_after_grace=True,
     )

@@ -22,6 +22,7 @@ from .conversation import Handler, WebSocketConversation, refusal
 from .handler import handle
 from .limits import WebSocketSettings
 from .pool import PoolServer, PoolSettings
+from .tls import ServerTLS
 
 __all__ = ["Handler", "Settings", "serve"]
 
@@ -33,7 +34,12 @@ class Settings(PoolSettings, WebSocketSettings):
     pass
 
 
-def serve(settings: Settings, sock: socket.socket, handler: Handler = handle) -> None:
+def serve(
+    settings: Settings,
+    sock: socket.socket,
+    handler: Handler = handle,
+    tls: ServerTLS | None = None,
+) -> None:
     """Serve clients until SIGTERM or SIGINT, their messages on the pool."""
     server = PoolServer(
         sock,
@@ -41,6 +47,7 @@ def serve(settings: Settings, sock: socket.socket, handler: Handler = handle) ->
         refusal,
         pool_size=settings.pool_size,
         max_connections=settings.max_connections,
+        tls=tls,
         queue_timeout=settings.idle_timeout,
     )
     server.serve(MODEL.format(settings.pool_size), settings.shutdown_timeout)
