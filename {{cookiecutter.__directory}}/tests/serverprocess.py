@@ -170,6 +170,21 @@ class ServerProcess:
             sock.close()
         pytest.fail(f"{TRIES} connections never reached each of {workers}")
 
+    def settled(self, timeout: float = 15) -> tuple[int, int]:
+        """The server's threads and open files, once it holds no client's
+        connection (a closing one drains a moment first) and both counts keep
+        still (a thread ends a moment after its client)."""
+        process = psutil.Process(self.process.pid)
+        deadline = time.monotonic() + timeout
+        counts: list[tuple[int, int]] = []
+        while time.monotonic() < deadline:
+            held = [c for c in process.net_connections("tcp") if c.raddr]
+            counts.append((process.num_threads(), process.num_fds()))
+            if not held and counts[-3:] == [counts[-1]] * 3:
+                break
+            time.sleep(0.1)
+        return counts[-1]
+
     def wait_until_refused(self, timeout: float = 15) -> None:
         """Until the server refuses a new client: it has closed its port."""
         deadline = time.monotonic() + timeout

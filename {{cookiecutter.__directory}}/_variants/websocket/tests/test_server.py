@@ -407,7 +407,6 @@ def test_leaks_no_threads_or_files(start_server: StartServer) -> None:
     # A pool starts its threads on demand: with one, the count cannot drift.
     one_worker = {"pool_size": 1} if "pool_size" in SETTINGS else {}
     server = start_server(handler=TEST_HANDLER, max_message_bytes=1000, **one_worker)
-    process = psutil.Process(server.process.pid)
 
     def rude_clients() -> tuple[int, int]:
         for _ in range(5):
@@ -425,22 +424,10 @@ def test_leaks_no_threads_or_files(start_server: StartServer) -> None:
             )
             sock.close()
             assert_echoes(server.address)
-        return settled(process)
+        return server.settled()
 
     first = rude_clients()
     assert rude_clients() == first
-
-
-def settled(process: psutil.Process) -> tuple[int, int]:
-    """Threads and open files once they stop changing (connections close lazily)."""
-    previous = None
-    for _ in range(50):
-        current = (process.num_threads(), process.num_fds())
-        if current == previous:
-            return current
-        previous = current
-        time.sleep(0.2)
-    return current
 
 
 @pytest.mark.parametrize(
