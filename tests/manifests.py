@@ -113,6 +113,64 @@ def check_kustomization(directory: Path) -> None:
         )
 
 
+def load_tls(directory: Path) -> Documents:
+    """The documents of the TLS overlay (tls/): the folder's, with its patches
+    merged as kustomize merges them (a list of named items by their names)."""
+    overlay = directory / "tls"
+    kustomization = yaml.safe_load((overlay / "kustomization.yaml").read_text())
+    if kustomization.get("resources") != [".."]:
+        raise ManifestError(f"tls/ builds on {kustomization.get('resources')}, not ..")
+    documents = load(directory)
+    for patch in kustomization.get("patches", []):
+        change = yaml.safe_load((overlay / patch["path"]).read_text())
+        target = documents.get(change["kind"])
+        if target is None or target["metadata"]["name"] != change["metadata"]["name"]:
+            raise ManifestError(f"tls/{patch['path']} patches no document")
+        documents[change["kind"]] = merged(target, change)
+    return documents
+
+
+def merged(base: Any, patch: Any) -> Any:
+    """`patch` merged into `base` as a strategic merge patch does, for the fields
+    the overlay uses: mappings key by key, lists of named items name by name."""
+    if isinstance(base, dict) and isinstance(patch, dict):
+        result = dict(base)
+        for key, value in patch.items():
+            result[key] = merged(base[key], value) if key in base else value
+        return result
+    if isinstance(base, list) and isinstance(patch, list):
+        if not all(isinstance(item, dict) and "name" in item for item in base + patch):
+            return patch
+        result = {item["name"]: item for item in base}
+        for item in patch:
+            name = item["name"]
+            result[name] = merged(result[name], item) if name in result else item
+        return list(result.values())
+    return patch
+
+
+def check_tls(documents: Documents, project: Project) -> None:
+    """The server reads its certificate and key from a kubernetes.io/tls Secret's
+    files, and a readiness probe over HTTP asks over HTTPS."""
+    server, prefix = container(documents), project.package.upper() + "_"
+    settings = env(documents)
+    volumes = {volume["name"]: volume for volume in pod_spec(documents)["volumes"]}
+    mounts = {mount["mountPath"]: mount["name"] for mount in server["volumeMounts"]}
+    for name, key in (("TLS_CERT", "tls.crt"), ("TLS_KEY", "tls.key")):
+        path = settings.get(prefix + name, "")
+        mount, _, file = path.rpartition("/")
+        secret = volumes.get(mounts.get(mount, ""), {}).get("secret")
+        if file != key or secret is None:
+            raise ManifestError(
+                f"{prefix}{name}={path!r}: not {key} of a mounted Secret"
+            )
+    http = server["readinessProbe"].get("httpGet")
+    if http is not None and http.get("scheme") != "HTTPS":
+        raise ManifestError(
+            f"the readinessProbe asks over {http.get('scheme', 'HTTP')}"
+        )
+
+
 def pod_spec(documents: Documents) -> dict[str, Any]:
     spec: dict[str, Any] = documents["Deployment"]["spec"]["template"]["spec"]
     return spec

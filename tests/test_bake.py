@@ -136,6 +136,8 @@ DOCKER_FILES = {
     "deploy/k8s/service.yaml",
     "deploy/k8s/hpa.yaml",
     "deploy/k8s/pdb.yaml",
+    "deploy/k8s/tls/kustomization.yaml",
+    "deploy/k8s/tls/deployment.yaml",
 }
 
 

@@ -77,7 +77,7 @@ def test_manifests_are_yamllint_clean(
     render: Callable[..., Rendered], protocol: str, name: str
 ) -> None:
     folder, _ = render(protocol=protocol, project_name=name)
-    for path in sorted(folder.glob("*.yaml")):
+    for path in sorted(folder.glob("**/*.yaml")):  # the TLS overlay's too
         assert_yaml_lint_clean(path)
 
 
@@ -480,3 +480,51 @@ def test_quantities_are_read_as_kubernetes_reads_them(
 def test_what_is_not_a_quantity_is_refused(text: Any) -> None:
     with pytest.raises(ManifestError, match="is not a quantity"):
         manifests.quantity(text)
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+@pytest.mark.parametrize(("protocol", "model"), CELLS)
+def test_the_tls_overlay_is_valid_and_agrees_with_the_server(
+    render: Callable[..., Rendered], protocol: str, model: str, version: str
+) -> None:
+    folder, project = render(protocol=protocol, concurrency=model)
+    documents = manifests.load_tls(folder)
+    manifests.validate_schemas(documents, version)
+    for check in [*manifests.CHECKS, manifests.check_tls]:
+        check(documents, project)
+
+
+@pytest.mark.parametrize(
+    ("protocol", "change", "message"),
+    [
+        pytest.param(
+            "tcp",
+            edit("Deployment", CONTAINER + ".volumeMounts.1.mountPath", "/etc/certs"),
+            r"TLS_CERT='/etc/tls/tls.crt': not tls.crt of a mounted Secret",
+            id="mounted-elsewhere",
+        ),
+        pytest.param(
+            "http",
+            edit("Deployment", CONTAINER + ".readinessProbe.httpGet.scheme", DELETE),
+            r"the readinessProbe asks over HTTP$",
+            id="probe-over-http",
+        ),
+    ],
+)
+def test_the_tls_check_fails_on_a_broken_overlay(
+    render: Callable[..., Rendered], protocol: str, change: Change, message: str
+) -> None:
+    folder, project = render(protocol=protocol)
+    documents = manifests.load_tls(folder)
+    manifests.check_tls(documents, project)
+    project = change(documents, project)
+    with pytest.raises(ManifestError, match=message):
+        manifests.check_tls(documents, project)
+
+
+def test_the_tls_check_fails_on_the_plain_manifests(
+    render: Callable[..., Rendered],
+) -> None:
+    folder, project = render()
+    with pytest.raises(ManifestError, match=r"TLS_CERT='': not tls.crt"):
+        manifests.check_tls(manifests.load(folder), project)
