@@ -27,7 +27,15 @@ from pathlib import Path
 from typing import Any
 
 from . import load, report
-from .targets import WITHOUT_METRICS, Server, Target, install, running
+from .targets import (
+    WITH_TLS,
+    WITHOUT_METRICS,
+    Server,
+    Target,
+    install,
+    make_certificate,
+    running,
+)
 
 PROTOCOLS = ["tcp", "http", "websocket"]
 MODELS = ["asyncio", "threadpool", "threaded", "blocking"]
@@ -85,14 +93,16 @@ def workloads(quick: bool) -> list[Workload]:
 
 
 def targets(cells: list[str], baselines: bool) -> list[Target]:
-    """The cells, each followed by itself with its metrics off and by its engine
-    bare; then the naive patterns, and the other servers of a cell's model."""
+    """The cells, each followed by itself with its metrics off, itself serving
+    TLS, and its engine bare; then the naive patterns, and the other servers of a
+    cell's model."""
     chosen: list[Target] = []
     for name in cells:
         protocol, model = name.split("-")
         chosen.append(Target(protocol, model))
         if baselines:
             chosen.append(Target(protocol, model, WITHOUT_METRICS))
+            chosen.append(Target(protocol, model, WITH_TLS))
             chosen.append(Target(protocol, model, "bare"))
     if baselines:
         protocols = {target.protocol for target in chosen} & NAIVE
@@ -145,6 +155,7 @@ async def run(
                 seconds=seconds,
                 path=path,
                 per_request=workload.per_request,
+                tls=load.client_context() if target.kind == WITH_TLS else None,
                 # wrk waits for the kernel to give up on a connection a full
                 # server never accepts: the probe beside idle ones is ours.
                 use_wrk=wrk and not workload.idle,
@@ -186,6 +197,17 @@ class Progress:
         )
 
 
+def runs(target: Target, chosen: list[Workload]) -> list[Workload]:
+    """The workloads a target runs: every one, but a cell measured again runs only
+    what shows the difference: without metrics, keep-alive clients; with TLS,
+    those and a connection (so a handshake) per request."""
+    if target.kind == WITHOUT_METRICS:
+        return [w for w in chosen if w.name == report.PEER_WORKLOAD]
+    if target.kind == WITH_TLS:
+        return [w for w in chosen if w.name in report.TLS_WORKLOADS]
+    return chosen
+
+
 def measure(
     target: Target,
     python: Path,
@@ -193,6 +215,7 @@ def measure(
     seconds: float,
     wrk: bool,
     progress: Progress,
+    certificate: dict[str, str],
 ) -> list[dict[str, Any]]:
     """Start the target and run the workloads against it, the idle one on a
     server of its own, and each CPU-bound one on a server with its worker
@@ -204,8 +227,8 @@ def measure(
         settings["idle_timeout"] = IDLE_TIMEOUT_SECONDS
         if target.model in CAPPED:
             settings["max_connections"] = idle + 10
-    if target.kind == WITHOUT_METRICS:  # what metrics cost: with keep-alive clients
-        chosen = [w for w in chosen if w.name == report.PEER_WORKLOAD]
+    if target.kind == WITH_TLS:
+        settings.update(certificate)
     rows = []
     # The idle workload on a server of its own: what idle clients cost, not what
     # the loads before them left behind.
@@ -278,10 +301,18 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="bench-") as workdir:
         print(f"installing {len(cells)} cells...", file=sys.stderr)
         python = install([t for t in measured if t.kind == "cell"], Path(workdir))
-        without = sum(t.kind == WITHOUT_METRICS for t in measured)
-        progress = Progress((len(measured) - without) * len(chosen) + without)
+        certificate = make_certificate(Path(workdir))
+        progress = Progress(sum(len(runs(t, chosen)) for t in measured))
         for target in measured:
-            results += measure(target, python, chosen, seconds, wrk, progress)
+            results += measure(
+                target,
+                python,
+                runs(target, chosen),
+                seconds,
+                wrk,
+                progress,
+                certificate,
+            )
     print(report.text(results, chosen, seconds))
     args.json.write_text(json.dumps(results, indent=1))
     print(f"\nresults: {args.json}")

@@ -14,6 +14,7 @@ import base64
 import contextlib
 import os
 import re
+import ssl
 import statistics
 import time
 from asyncio.subprocess import PIPE
@@ -71,8 +72,10 @@ class Connection:
         self.open = True  # False once the server said it closes
 
     @classmethod
-    async def connect(cls, protocol: str, address: Address, path: str) -> Connection:
-        reader, writer = await asyncio.open_connection(*address)
+    async def connect(
+        cls, protocol: str, address: Address, tls: ssl.SSLContext | None = None
+    ) -> Connection:
+        reader, writer = await asyncio.open_connection(*address, ssl=tls)
         connection = cls(reader, writer)
         if protocol == "websocket":
             await connection.websocket_handshake()
@@ -150,6 +153,7 @@ async def client(
     deadline: float,
     tally: Tally,
     per_request: bool,
+    tls: ssl.SSLContext | None,
 ) -> None:
     """Requests back to back until the deadline; a new connection when the server
     closes one, or for every request when `per_request`."""
@@ -162,7 +166,7 @@ async def client(
         try:
             async with asyncio.timeout(timeout):
                 if connection is None:
-                    connection = await Connection.connect(protocol, address, path)
+                    connection = await Connection.connect(protocol, address, tls)
                 await connection.request(protocol, path)
             tally.latencies.append(time.perf_counter() - started)
             if per_request or not connection.open:
@@ -187,16 +191,21 @@ async def drive(
     path: str,
     per_request: bool = False,
     use_wrk: bool = False,
+    tls: ssl.SSLContext | None = None,
 ) -> Figures:
-    """Run `clients` clients for `seconds`; return what they saw."""
+    """Run `clients` clients for `seconds`, over TLS with a `tls` context; return
+    what they saw."""
     if use_wrk and protocol == "http":
-        return await wrk(address, path, clients, seconds, per_request)
+        scheme = "https" if tls else "http"
+        return await wrk(
+            f"{scheme}://{address[0]}:{address[1]}{path}", clients, seconds, per_request
+        )
     tally = Tally()
     started = time.monotonic()
     deadline = started + seconds
     await asyncio.gather(
         *(
-            client(protocol, address, path, deadline, tally, per_request)
+            client(protocol, address, path, deadline, tally, per_request, tls)
             for _ in range(clients)
         )
     )
@@ -218,16 +227,23 @@ def run(main: Coroutine[Any, Any, T]) -> T:
 WRK_UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0}
 
 
-async def wrk(
-    address: Address, path: str, clients: int, seconds: float, per_request: bool
-) -> Figures:
+def client_context() -> ssl.SSLContext:
+    """The TLS clients': they check nothing, so that what is measured is the
+    server's side of TLS (Python's defaults otherwise: TLS 1.3, its ciphers)."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+async def wrk(url: str, clients: int, seconds: float, per_request: bool) -> Figures:
     """The same run by wrk (one thread: the load generator has one CPU)."""
     command = ["wrk", "-t1", f"-c{clients}", f"-d{max(1, round(seconds))}s"]
     command += ["--latency", f"--timeout={TIMEOUT_SECONDS:.0f}s"]
     if per_request:
         command += ["-H", "Connection: close"]
     process = await asyncio.create_subprocess_exec(
-        *command, f"http://{address[0]}:{address[1]}{path}", stdout=PIPE, stderr=PIPE
+        *command, url, stdout=PIPE, stderr=PIPE
     )
     out, err = await process.communicate()
     report = out.decode()
@@ -277,7 +293,7 @@ async def hold_idle(
     async def connect() -> Connection | None:
         try:
             async with asyncio.timeout(IDLE_CONNECT_SECONDS):
-                return await Connection.connect(protocol, address, "/")
+                return await Connection.connect(protocol, address)
         except (OSError, TimeoutError):
             return None
 

@@ -11,13 +11,15 @@ import sys
 from pathlib import Path
 from typing import Any, Protocol
 
-from .targets import WITHOUT_METRICS
+from .targets import WITH_TLS, WITHOUT_METRICS
 
 COLUMNS = ["target", "requests/s", "p50 ms", "p99 ms", "errors", "peak RSS MB", "CPU %"]
 # The fast-handler workloads: the server's own cost, which the hardening adds to.
 FAST = ["persistent-1", "persistent-50", "per-request"]
 # Where the cells stand against other servers of their model: keep-alive clients.
 PEER_WORKLOAD = "persistent-50"
+# What TLS costs: with keep-alive clients, and with a handshake per request.
+TLS_WORKLOADS = ["persistent-50", "per-request"]
 # The CPU-bound workload, with one worker process and with two.
 ONE_WORKER, TWO_WORKERS = "cpu-bound-1", "cpu-bound-2"
 
@@ -56,6 +58,11 @@ def text(
         parts.append(
             f"\nwhat metrics cost, {PEER_WORKLOAD}: each cell / itself with "
             "--metrics-port 0\n" + cost
+        )
+    if cost := tls_cost(results):
+        parts.append(
+            "\nwhat TLS costs: each cell serving TLS / itself plain (per-request: "
+            "a handshake per request)\n" + cost
         )
     if against := peers(results):
         parts.append(
@@ -143,6 +150,21 @@ def metrics_cost(results: list[dict[str, Any]]) -> str:
     return markdown(["cell", "with metrics", "without", "ratio"], rows) if rows else ""
 
 
+def tls_cost(results: list[dict[str, Any]]) -> str:
+    """Per cell, under each TLS workload: requests/s plain, with TLS, and their
+    ratio; empty if no cell was measured with TLS."""
+    by = {(row["target"], row["workload"]): row["requests/s"] for row in results}
+    rows = []
+    for cell in dict.fromkeys(r["cell"] for r in results if r["kind"] == WITH_TLS):
+        row = {"cell": cell}
+        for name in TLS_WORKLOADS:
+            plain, tls = by.get((cell, name)), by.get((f"{cell} {WITH_TLS}", name))
+            ratio = f" ({tls / plain:.0%})" if plain and tls is not None else ""
+            row[name] = f"{plain or 0:,} → {tls or 0:,}{ratio}"
+        rows.append(row)
+    return markdown(["cell", *TLS_WORKLOADS], rows) if rows else ""
+
+
 def peers(results: list[dict[str, Any]]) -> str:
     """Each cell of a protocol over every other server of that protocol measured
     (a tutorial's pattern, another engine), under PEER_WORKLOAD; empty if none."""
@@ -151,7 +173,8 @@ def peers(results: list[dict[str, Any]]) -> str:
         for row in results
         if row["workload"] == PEER_WORKLOAD and row["requests/s"]
     }
-    cells = ("cell", WITHOUT_METRICS, "bare")  # the cells themselves, or their engine
+    # The cells themselves, or their engine.
+    cells = ("cell", WITHOUT_METRICS, WITH_TLS, "bare")
     others = [row for row in by.values() if row["kind"] not in cells]
     rows = []
     for cell in (row for row in by.values() if row["kind"] == "cell"):

@@ -41,12 +41,13 @@ DEPENDENCIES = [
 BUILD = ["hatchling>=1.21"]
 
 
-# What a target is: a rendered cell (with its metrics off: what they cost), its
-# engine bare, a tutorial's pattern, or another server of the cell's model
-# (bare/peers.py).
+# What a target is: a rendered cell (with its metrics off: what they cost; or
+# serving TLS: what that costs), its engine bare, a tutorial's pattern, or another
+# server of the cell's model (bare/peers.py).
 WITHOUT_METRICS = "without metrics"
+WITH_TLS = "with TLS"
 PEERS = ("waitress", "granian")
-KINDS = ("cell", WITHOUT_METRICS, "bare", "naive", *PEERS)
+KINDS = ("cell", WITHOUT_METRICS, WITH_TLS, "bare", "naive", *PEERS)
 
 
 @dataclass(frozen=True)
@@ -163,6 +164,20 @@ class Server:
         return count
 
 
+def make_certificate(directory: Path) -> dict[str, str]:
+    """A self-signed certificate for the TLS targets, and its key: their settings.
+    P-256, as a CA issues most certificates today; the clients check nothing."""
+    cert, key = directory / "cert.pem", directory / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+         "ec_paramgen_curve:P-256", "-nodes", "-days", "1", "-subj", "/CN=localhost",
+         "-keyout", key, "-out", cert],
+        check=True,
+        capture_output=True,
+    )  # fmt: skip
+    return {"tls_cert": str(cert), "tls_key": str(key)}
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -189,7 +204,7 @@ def running(
     }
     if target.protocol == "http":
         env[prefix + "ACCESS_LOG"] = "false"  # a log line per request is not the server
-    if target.kind == "cell":  # metrics on, as by default, on a port of its own
+    if target.kind in ("cell", WITH_TLS):  # metrics on, as by default
         env.setdefault(prefix + "METRICS_PORT", str(free_port()))
     elif target.kind == WITHOUT_METRICS:
         env[prefix + "METRICS_PORT"] = "0"

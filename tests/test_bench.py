@@ -47,7 +47,13 @@ def test_quick_benchmark_measures_every_cell_and_its_baselines(tmp_path: Path) -
     without = {t for t, _ in measured if t.endswith(" without metrics")}
     assert without == {f"{cell.id} without metrics" for cell in CELLS}
     assert {w for t, w in measured if t in without} == {"persistent-50"}
+    # And serving TLS: keep-alive clients, and a handshake per request.
+    tls = {t for t, _ in measured if t.endswith(" with TLS")}
+    assert tls == {f"{cell.id} with TLS" for cell in CELLS}
+    assert {w for t, w in measured if t in tls} == {"persistent-50", "per-request"}
     for row in rows:
+        if row["kind"] == "with TLS":  # answered over TLS
+            assert row["requests"] > 0, row
         # One client, or a few that each model serves in turn: none is refused.
         if row["workload"] in {"persistent-1", *CPU_BOUND}:
             assert row["requests"] > 0, row
@@ -63,6 +69,7 @@ def test_quick_benchmark_measures_every_cell_and_its_baselines(tmp_path: Path) -
     assert "| target | requests/s |" in output
     assert "what the hardening costs" in output
     assert "what metrics cost, persistent-50" in output
+    assert "what TLS costs" in output
     assert "against other servers, persistent-50" in output
     assert "what a second worker process adds" in output
     assert chart.read_bytes().startswith(b"\x89PNG")
