@@ -34,6 +34,7 @@ from .threads import (
     StopSignals,
     accept,
     encrypting,
+    send_at_once,
     waiting_clients,
 )
 from .tls import ServerTLS, on_hangup
@@ -67,6 +68,7 @@ def converse(
     """Serve the client at `address` over `sock`, on this thread, until the
     conversation ends."""
     sock.setblocking(False)  # every wait is a poll, up to a deadline
+    send_at_once(sock)
     waiting = select.poll()  # the socket while the conversation reads, the stop
     waiting.register(stop.grace_reader, select.POLLIN)
     reading = told_to_stop = grace_ended = False

@@ -46,6 +46,7 @@ from .threads import (
     StopSignals,
     accept,
     encrypting,
+    send_at_once,
     waiting_clients,
 )
 from .tls import ServerTLS, on_hangup
@@ -252,8 +253,7 @@ class PoolServer:
 
     def _admit(self, sock: socket.socket, address: Address) -> None:
         sock.setblocking(False)
-        if sock.family != socket.AF_UNIX:
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        send_at_once(sock)
         if len(self.channels) - self.refusing < self.max_connections:
             conversation = self.conversation(address)
             if self.stop_began:  # taken in from the backlog by the stop

@@ -289,6 +289,14 @@ class Encrypted(Generic[Result]):
         self.inner.refuse(reason)
 
 
+def send_at_once(sock: socket.socket) -> None:
+    """Turn Nagle's algorithm off for a client: a reply written in pieces (TLS's
+    session tickets, then the answer) goes out without waiting for the ACK of the
+    first piece, which a client may hold back for 40 ms."""
+    if sock.family != socket.AF_UNIX:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
 def encrypting(factory: Factory, tls: ServerTLS | None) -> Factory:
     """`factory`'s conversations over TLS when the server has it, else as they are."""
     if tls is None:
