@@ -178,7 +178,8 @@ class ServerProcess:
         deadline = time.monotonic() + timeout
         counts: list[tuple[int, int]] = []
         while time.monotonic() < deadline:
-            held = [c for c in process.net_connections("tcp") if c.raddr]
+            sockets = process.net_connections("tcp")
+            held = [c for c in sockets if c.status != psutil.CONN_LISTEN]
             counts.append((process.num_threads(), process.num_fds()))
             if not held and counts[-3:] == [counts[-1]] * 3:
                 break

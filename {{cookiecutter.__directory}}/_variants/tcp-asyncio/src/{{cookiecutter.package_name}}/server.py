@@ -121,8 +121,10 @@ class Connection:
         self.stopping = False
         self.deadline = IdleDeadline(settings.idle_timeout)
         self.meters = metrics.meters()
-        # Taken now: a TLS transport forgets it once closed.
-        self.peer = logs.address(writer.get_extra_info("peername"))
+        # Taken now: a TLS transport forgets it once closed, and a client that
+        # reset its connection before it was accepted never had one.
+        peer = writer.get_extra_info("peername")
+        self.peer = logs.address(peer) if peer else "a client already gone"
 
     async def serve(self) -> None:
         framing = LineProtocol(self.settings.max_line_bytes)
