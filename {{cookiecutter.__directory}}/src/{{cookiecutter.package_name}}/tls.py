@@ -27,8 +27,9 @@ class ServerTLS:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.current = self._load()
-        self.context = self._load()  # what the engines hold: it hands on to current
+        # The engines hold `context`, which hands each handshake on to `current`:
+        # the same context until SIGHUP loads another.
+        self.context = self.current = self._load()
         self.context.sni_callback = self._choose
         sys.unraisablehook = quiet_server_names(sys.unraisablehook)
 
