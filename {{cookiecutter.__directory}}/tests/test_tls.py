@@ -23,6 +23,9 @@ from .serverprocess import (
     Address,
     ServerProcess,
     StartServer,
+{%- if cookiecutter.concurrency != "blocking" %}
+    capacity,
+{%- endif %}
     exchange,
     read_until_closed,
     run_healthcheck,
@@ -43,6 +46,7 @@ HANDSHAKE = b""
 REQUEST, ANSWERED = b"hello\n", b"hello\n"  # a request, and its answer begun
 OVERSIZE = b"x" * 200 + b"\n"
 ANSWER = re.escape(b"ERROR line too long (limit 100 bytes)\n")
+REFUSED = "server busy"  # what the probe's error says of a refusal
 {%- elif cookiecutter.protocol == "http" %}
 LIMIT = {"max_body_bytes": 100}
 HANDSHAKE = b""
@@ -51,6 +55,7 @@ ANSWERED = b"HTTP/1.1 200 "
 OVERSIZE = b"POST /echo HTTP/1.1\r\nHost: localhost\r\nContent-Length: 200\r\n\r\n"
 OVERSIZE += b"x" * 200
 ANSWER = rb"HTTP/1\.1 413 "
+REFUSED = "503"
 {%- else %}
 LIMIT = {"max_message_bytes": 100}
 HANDSHAKE = (  # answered before a client may send a message
@@ -61,6 +66,7 @@ HANDSHAKE = (  # answered before a client may send a message
 REQUEST, ANSWERED = HANDSHAKE, b"HTTP/1.1 101 "
 OVERSIZE = b"\x81\xfe\x00\xc8" + b"\x00" * 4 + b"x" * 200  # 200 bytes, mask 0
 ANSWER = rb"\x88[\x02-\x7d]\x03\xf1"  # a close frame, code 1009
+REFUSED = "503"
 {%- endif %}
 
 
@@ -136,9 +142,9 @@ def receive_until(sock: socket.socket, pattern: bytes) -> bytes:
 
 def handshake(
     sock: socket.socket, context: ssl.SSLContext, name: str
-) -> tuple[ssl.SSLObject, ssl.MemoryBIO]:
+) -> tuple[ssl.SSLObject, ssl.MemoryBIO, ssl.MemoryBIO]:
     """A client's TLS handshake over `sock`, without I/O after it: the client, and
-    where what it writes waits, for a test to send as it likes."""
+    where what it reads and writes waits, for a test to send as it likes."""
     incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
     tls = context.wrap_bio(incoming, outgoing, server_hostname=name)
     while True:
@@ -149,7 +155,7 @@ def handshake(
             sock.sendall(outgoing.read())
             incoming.write(sock.recv(65536))
     sock.sendall(outgoing.read())
-    return tls, outgoing
+    return tls, incoming, outgoing
 
 
 def assert_no_traceback(server: ServerProcess) -> None:
@@ -233,6 +239,31 @@ def test_a_stalled_handshake_holds_back_no_other_client(
         round_trip(sock)
     for sock in stalled:
         sock.close()
+
+
+def test_clients_in_their_handshake_count_against_the_cap(
+    start_server: StartServer, files: dict[str, str], connect: Connect
+) -> None:
+    server = start_server(**capacity(2), **files)
+    stalled = [
+        socket.create_connection(server.address, TIMEOUT_SECONDS) for _ in range(2)
+    ]
+    for sock in stalled:
+        sock.sendall(HANDSHAKE_BEGUN)
+    with connect(server.address) as sock, pytest.raises(ConnectionError) as refused:
+        round_trip(sock)
+    assert REFUSED in str(refused.value)
+    server.wait_for_log(r"refused .*: server busy")
+    for sock in stalled:
+        sock.close()
+    for _ in range(50):  # their places are free once the server sees them go
+        with connect(server.address) as sock, contextlib.suppress(ConnectionError):
+            round_trip(sock)
+            break
+        time.sleep(0.1)
+    else:
+        raise AssertionError("the places of the stalled clients were never freed")
+    assert_no_traceback(server)
 {%- endif %}
 
 
@@ -296,7 +327,7 @@ def test_a_broken_record_ends_that_connection_only(
     # A request, then in the same packet an alert in plain text, which ends TLS
     # for the server before it answers.
     with socket.create_connection(tls_server.address, TIMEOUT_SECONDS) as sock:
-        tls, outgoing = handshake(sock, client_context(ca), "localhost")
+        tls, _, outgoing = handshake(sock, client_context(ca), "localhost")
         tls.write(REQUEST)
         sock.sendall(outgoing.read() + FATAL_ALERT)
         read_until_closed(sock)
@@ -304,6 +335,27 @@ def test_a_broken_record_ends_that_connection_only(
         round_trip(sock)
     assert tls_server.process.poll() is None
     assert_no_traceback(tls_server)
+
+
+{%- if cookiecutter.protocol == "tcp" and cookiecutter.concurrency != "asyncio" %}
+
+
+def test_a_line_sent_just_before_close_notify_is_answered(
+    tls_server: ServerProcess, ca: trustme.CA
+) -> None:
+    with socket.create_connection(tls_server.address, TIMEOUT_SECONDS) as sock:
+        tls, incoming, outgoing = handshake(sock, client_context(ca), "localhost")
+        tls.write(REQUEST)
+        with contextlib.suppress(ssl.SSLWantReadError):
+            tls.unwrap()  # close_notify: this client sends nothing more
+        sock.sendall(outgoing.read())
+        incoming.write(read_until_closed(sock))
+    answer = b""
+    with contextlib.suppress(ssl.SSLZeroReturnError):  # the server's close_notify
+        while chunk := tls.read(65536):
+            answer += chunk
+    assert answer == ANSWERED
+{%- endif %}
 
 
 def test_a_server_name_not_in_ascii_is_refused_quietly(

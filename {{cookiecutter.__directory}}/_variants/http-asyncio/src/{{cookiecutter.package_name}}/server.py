@@ -31,9 +31,9 @@ from .config import setting
 from .eventloop import (
     LOOP_NAME,
     STOP_GRACE_SECONDS,
+    Handshakes,
     stop_accepting,
     stop_signal,
-    tls_options,
 )
 from .limits import HttpSettings
 from .tls import ServerTLS, on_hangup
@@ -261,9 +261,16 @@ async def serve_until_stopped(
 
     refusals = logs.Throttled(log)
     meters = metrics.meters()
+    handshakes = Handshakes(
+        tls,
+        settings.max_connections,
+        lambda: len(connections.connections),
+        refusals,
+    )
 
     def accept() -> asyncio.BaseProtocol:
-        if len(connections.connections) >= settings.max_connections:
+        admitted = len(connections.connections) + len(handshakes)
+        if admitted >= settings.max_connections:
             meters.refused["cap"].inc()
             refusals.warning("refused a connection: server busy")
             return Refusal()
@@ -272,7 +279,7 @@ async def serve_until_stopped(
         return Counted(connections(), meters)
 
     server = await asyncio.get_running_loop().create_server(
-        accept, sock=sock, **tls_options(tls, settings.idle_timeout)
+        handshakes.serving(accept), sock=sock
     )
     address = logs.address(server.sockets[0].getsockname())
     log.info("listening on %s (%s)", address, MODEL.format(LOOP_NAME))
@@ -283,7 +290,7 @@ async def serve_until_stopped(
         signum.name,
         len(connections.connections),
     )
-    await stop_accepting(sock, server.close)
+    await stop_accepting(sock, server.close, handshakes)
 
     async def close_connections() -> None:
         if connections.connections:  # a moment for a request already on its way

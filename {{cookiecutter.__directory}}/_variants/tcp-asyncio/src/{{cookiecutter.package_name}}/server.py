@@ -24,9 +24,9 @@ from .config import setting
 from .eventloop import (
     LOOP_NAME,
     STOP_GRACE_SECONDS,
+    Handshakes,
     stop_accepting,
     stop_signal,
-    tls_options,
 )
 from .handler import handle
 from .protocol import Event, LineProtocol, LineSettings, Request
@@ -240,12 +240,21 @@ class Connection:
 class LineServer:
     """Admits `max_connections` clients at once and stops them gracefully."""
 
-    def __init__(self, settings: Settings, handler: Handler) -> None:
+    def __init__(
+        self, settings: Settings, handler: Handler, tls: ServerTLS | None
+    ) -> None:
         self.settings, self.handler = settings, handler
         self.connections: dict[Connection, asyncio.Task[None]] = {}
         self.refusing: set[asyncio.Task[None]] = set()
         self.refusals = logs.Throttled(log)
+        self.handshakes = Handshakes(
+            tls, settings.max_connections, lambda: len(self.connections), self.refusals
+        )
         self.stopping = False
+
+    def protocol(self) -> asyncio.BaseProtocol:
+        """asyncio's streams for one client, as ``asyncio.start_server`` makes them."""
+        return asyncio.StreamReaderProtocol(asyncio.StreamReader(), self.accept)
 
     def accept(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
@@ -254,7 +263,8 @@ class LineServer:
         even before its task first runs."""
         connection = Connection(reader, writer, self.settings, self.handler)
         meters = connection.meters
-        if len(self.connections) >= self.settings.max_connections:
+        admitted = len(self.connections) + len(self.handshakes)
+        if admitted >= self.settings.max_connections:
             meters.refused["cap"].inc()
             refusal = asyncio.ensure_future(
                 connection.refuse("server busy", self.refusals)
@@ -300,15 +310,16 @@ async def serve_until_stopped(
 ) -> None:
     """Serve `sock` until SIGTERM or SIGINT, then let in-flight requests finish."""
     stop = stop_signal(on_hangup(tls))
-    lines = LineServer(settings, handler)
-    server = await asyncio.start_server(
-        lines.accept, sock=sock, **tls_options(tls, settings.idle_timeout)
+    lines = LineServer(settings, handler, tls)
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(
+        lines.handshakes.serving(lines.protocol), sock=sock
     )
     address = logs.address(server.sockets[0].getsockname())
     log.info("listening on %s (%s)", address, MODEL.format(LOOP_NAME))
     signum = await stop
     lines.begin_stop(signum)
-    await stop_accepting(sock, server.close)
+    await stop_accepting(sock, server.close, lines.handshakes)
     await lines.wait_closed()
     log.info("stopped")
 

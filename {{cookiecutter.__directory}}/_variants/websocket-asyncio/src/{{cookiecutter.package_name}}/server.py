@@ -20,6 +20,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from http import HTTPStatus
+from typing import Any, cast
 
 import websockets.asyncio.server
 from websockets.asyncio.server import Server, ServerConnection
@@ -33,9 +34,9 @@ from .config import setting
 from .eventloop import (
     LOOP_NAME,
     STOP_GRACE_SECONDS,
+    Handshakes,
     stop_accepting,
     stop_signal,
-    tls_options,
 )
 from .handler import Message, handle
 from .limits import WebSocketSettings, count_close
@@ -63,7 +64,9 @@ class Settings(WebSocketSettings):
 class Conversations:
     """Runs each client's conversation with the handler; knows which are idle."""
 
-    def __init__(self, settings: Settings, handler: Handler) -> None:
+    def __init__(
+        self, settings: Settings, handler: Handler, tls: ServerTLS | None
+    ) -> None:
         self.settings, self.handler = settings, handler
         self.busy: set[ServerConnection] = set()  # in the handler right now
         self.sending: dict[ServerConnection, float] = {}  # sending a reply since
@@ -71,6 +74,9 @@ class Conversations:
         self.started: dict[ServerConnection, float] = {}  # handshakes, since
         self.closing: list[asyncio.Task[None]] = []
         self.refusals = logs.Throttled(log)
+        self.handshakes = Handshakes(
+            tls, settings.max_connections, lambda: len(self.opened), self.refusals
+        )
         self.stopping = False
         self.meters = metrics.meters()
 
@@ -82,8 +88,9 @@ class Conversations:
         """
         self.started[connection] = time.monotonic()
         logs.current_request.set(logs.request_id(request.headers.get("X-Request-ID")))
-        # Itself included: the connections accepted so far, handshake done or not.
-        if len(self.opened) <= self.settings.max_connections:
+        # Itself included: the connections accepted so far, handshakes or not.
+        admitted = len(self.opened) + len(self.handshakes)
+        if admitted <= self.settings.max_connections:
             return pages.route(connection, request)
         self.meters.refused["cap"].inc()
         self.refusals.warning(
@@ -107,7 +114,8 @@ class Conversations:
 
     def connection_class(self) -> type[ServerConnection]:
         """websockets' connection, known to these conversations from the moment it
-        is accepted: the cap counts it, and a stop can end its handshake."""
+        is accepted (its TLS handshake over): the cap counts it, and a stop can end
+        its opening handshake."""
         opened, started, meters = self.opened, self.started, self.meters
 
         class Connection(ServerConnection):
@@ -133,7 +141,15 @@ class Conversations:
                 count_close(self.protocol.close_sent)
                 super().connection_lost(exc)
 
-        return Connection
+        if self.handshakes.tls is None:
+            return Connection
+
+        def after_handshake(*args: Any, **kwargs: Any) -> Connection:
+            factory = functools.partial(Connection, *args, **kwargs)
+            return cast(Connection, self.handshakes.serving(factory)())
+
+        # What websockets calls is all it needs of a class.
+        return cast(type[ServerConnection], after_handshake)
 
     async def converse(self, connection: ServerConnection) -> None:
         """Answer each message with the handler's reply, until either side closes.
@@ -210,7 +226,7 @@ async def serve_until_stopped(
 ) -> None:
     """Serve `sock` until SIGTERM or SIGINT, then let in-flight messages finish."""
     stop = stop_signal(on_hangup(tls))
-    conversations = Conversations(settings, handler)
+    conversations = Conversations(settings, handler, tls)
     server = await websockets.asyncio.server.serve(
         conversations.converse,
         sock=sock,
@@ -218,7 +234,6 @@ async def serve_until_stopped(
         process_response=conversations.answered,
         create_connection=conversations.connection_class(),
         **settings.serve_options(),
-        **tls_options(tls, settings.idle_timeout),
     )
     address = logs.address(server.sockets[0].getsockname())
     log.info("listening on %s (%s)", address, MODEL.format(LOOP_NAME))
@@ -229,7 +244,9 @@ async def serve_until_stopped(
     )
     conversations.stop(server)
     close = functools.partial(server.close, close_connections=False)
-    await stop_accepting(sock, close, opening=conversations.opening)
+    await stop_accepting(
+        sock, close, conversations.handshakes, opening=conversations.opening
+    )
     await eventloop.drain(
         server.wait_closed(),
         settings.shutdown_timeout,
