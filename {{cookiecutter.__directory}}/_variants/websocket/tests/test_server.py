@@ -391,6 +391,17 @@ def test_stop_ends_handshakes_in_progress(start_server: StartServer) -> None:
         assert server.process.wait(15) == 0
 
 
+def test_stop_waits_a_moment_only_for_a_client_that_never_answers_the_close(
+    start_server: StartServer,
+) -> None:
+    server = start_server(idle_timeout=60, shutdown_timeout=60)
+    with raw_handshake(server.address) as mute:  # it never answers the close frame
+        server.process.send_signal(signal.SIGTERM)
+        # Well inside both timeouts: the close frame's answer is not worth waiting for.
+        assert server.process.wait(15) == 0
+        assert read_frame(mute)[0] == CLOSE
+
+
 @pytest.mark.parametrize("workers", [1, 2])
 def test_stop_gives_up_on_messages_after_the_shutdown_timeout(
     start_server: StartServer, workers: int

@@ -39,7 +39,7 @@ from .eventloop import (
     stop_signal,
 )
 from .handler import Message, handle
-from .limits import WebSocketSettings, count_close
+from .limits import STOP_CLOSE_SECONDS, WebSocketSettings, count_close
 from .tls import ServerTLS, on_hangup
 
 __all__ = ["Handler", "Settings", "serve"]
@@ -165,7 +165,7 @@ class Conversations:
                 finally:
                     self.busy.discard(connection)
                 if self.stopping:  # the stop waited for this reply
-                    await connection.close(*GOING_AWAY)
+                    await self.go_away(connection)
                     return
         except ConnectionClosed:
             pass
@@ -216,9 +216,15 @@ class Conversations:
             if connection.request is None:  # no handshake request yet: may never come
                 connection.transport.abort()
         self.closing = [
-            asyncio.ensure_future(connection.close(*GOING_AWAY))
+            asyncio.ensure_future(self.go_away(connection))
             for connection in server.connections - self.busy
         ]
+
+    async def go_away(self, connection: ServerConnection) -> None:
+        """Close for the stop: the client has a moment to answer the close frame,
+        not the idle timeout."""
+        connection.close_timeout = min(STOP_CLOSE_SECONDS, self.settings.idle_timeout)
+        await connection.close(*GOING_AWAY)
 
 
 async def serve_until_stopped(

@@ -31,7 +31,7 @@ from websockets.typing import BytesLike
 
 from . import logs, metrics, pages
 from .handler import Message
-from .limits import WebSocketSettings, count_close
+from .limits import STOP_CLOSE_SECONDS, WebSocketSettings, count_close
 from .threads import Address, Refusal
 
 log = logging.getLogger(__name__)
@@ -247,10 +247,11 @@ class WebSocketConversation:
 
     def _close(self, code: CloseCode, reason: str = "") -> None:
         """Start the closing handshake, which the client has the idle timeout to
-        answer."""
+        answer; at a stop, a moment."""
         self.messages.clear()
         self.protocol.send_close(code, reason)
-        self.due = time.monotonic() + self.idle_timeout
+        wait = STOP_CLOSE_SECONDS if self.stopping else self.idle_timeout
+        self.due = time.monotonic() + min(wait, self.idle_timeout)
 
     def _collect(self) -> None:
         """Take what the protocol has to send; at its end, the conversation ends."""

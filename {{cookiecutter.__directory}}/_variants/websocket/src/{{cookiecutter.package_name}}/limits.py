@@ -19,6 +19,9 @@ ORIGIN = re.compile(r"https?://[^/\s,*]+")
 # of protocol error its metrics count (see metrics.ERRORS).
 CLOSE_ERRORS = {1009: "oversize", 1002: "malformed", 1007: "malformed"}
 PING_TIMEOUT = (1011, "keepalive ping timeout")  # websockets' words for it
+# At a stop, how long a client has to answer the server's close frame: one that
+# never does must not hold the process past its shutdown timeout.
+STOP_CLOSE_SECONDS = 2.0
 
 
 @functools.cache  # once per process
