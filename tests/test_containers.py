@@ -18,18 +18,22 @@ import os
 import re
 import shlex
 import socket
+import ssl
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-from . import manifests
+from . import certificates, manifests
 from .helpers import CELLS, missing, run
 
 DOCKER_SECTION = re.compile(r"## Docker\n\n```sh\n(?P<build>.+)\n(?P<run>.+)\n```")
+# The Docker section's second command: the same run, serving TLS.
+DOCKER_TLS = re.compile(r"```sh\n(?P<run>docker run .+/etc/tls.+)\n```")
 PORTS = {cell.id: 20000 + index for index, cell in enumerate(CELLS)}
 TIMEOUT_SECONDS = 10.0
 HEALTHY_WITHIN_SECONDS = 90
@@ -88,9 +92,10 @@ def test_the_image_builds_serves_turns_healthy_and_stops(
     size = run(["docker", "image", "inspect", "--format", "{{.Size}}", image], project)
     record_property("image MB", round(int(size) / 1e6))
 
-    container = subprocess.Popen(run_image, cwd=project)
-    identifier = running_container(image)
+    runs: list[subprocess.Popen[bytes]] = []
     try:
+        runs.append(subprocess.Popen(run_image, cwd=project))
+        identifier = running_container(image)
         hardening = "{{.HostConfig.ReadonlyRootfs}} {{.Config.User}}"
         inspected = run(
             ["docker", "inspect", "--format", hardening, identifier], project
@@ -98,16 +103,53 @@ def test_the_image_builds_serves_turns_healthy_and_stops(
         assert inspected.split() == ["true", user]
         # The Kubernetes preStop hook runs the image's sleep.
         run(["docker", "exec", identifier, "sleep", "0"], cwd=project)
-        assert_serves(protocol, ("127.0.0.1", port))
-        assert wait_for_health(identifier) == "healthy"
-        run(["docker", "stop", identifier], cwd=project)
-        # Killed after the stop timeout, it would exit 137: 0 means SIGTERM drained.
-        assert container.wait(TIMEOUT_SECONDS) == 0
+        serves_turns_healthy_and_stops(runs[-1], identifier, protocol, port)
+
+        # The README's run with TLS, in a shell as a user types it, from the
+        # project's directory, where tls/ holds the files a CA here issued.
+        tls = make_certificate(project / "tls")
+        command = DOCKER_TLS.search((project / "README.md").read_text())
+        assert command is not None, "the Docker section shows no run with TLS"
+        environ = {**os.environ, "PWD": str(project)}
+        shell = ["sh", "-c", command["run"]]
+        runs.append(subprocess.Popen(shell, cwd=project, env=environ))
+        identifier = running_container(image)
+        serves_turns_healthy_and_stops(runs[-1], identifier, protocol, port, tls)
     finally:
-        if container.poll() is None:
-            container.kill()
-        subprocess.run(["docker", "rm", "-f", identifier], capture_output=True)
+        for container in runs:
+            if container.poll() is None:
+                container.kill()
+        found = run(["docker", "ps", "-aq", "--filter", f"ancestor={image}"], Path())
+        for identifier in found.split():
+            subprocess.run(["docker", "rm", "-f", identifier], capture_output=True)
         subprocess.run(["docker", "image", "rm", "-f", image], capture_output=True)
+
+
+def serves_turns_healthy_and_stops(
+    container: subprocess.Popen[bytes],
+    identifier: str,
+    protocol: str,
+    port: int,
+    tls: ssl.SSLContext | None = None,
+) -> None:
+    """A real client is served, Docker's health check passes, and ``docker stop``
+    drains the server: killed after the stop timeout, it would exit 137."""
+    assert_serves(protocol, ("127.0.0.1", port), tls)
+    assert wait_for_health(identifier) == "healthy"
+    run(["docker", "stop", identifier], cwd=Path())
+    assert container.wait(TIMEOUT_SECONDS) == 0
+
+
+def make_certificate(directory: Path) -> ssl.SSLContext:
+    """tls.crt and tls.key in `directory`, as a kubernetes.io/tls Secret names
+    them, readable by the image's user; and a client's context that trusts them."""
+    directory.mkdir()
+    certificates.make_ca(directory)
+    certificates.issue(directory, "server", serial=1)
+    (directory / "server.pem").rename(directory / "tls.crt")
+    (directory / "server.key").rename(directory / "tls.key")
+    (directory / "tls.key").chmod(0o644)
+    return ssl.create_default_context(cafile=directory / "ca.pem")
 
 
 def tagged(build: list[str]) -> str:
@@ -167,37 +209,54 @@ def wait_for_health(identifier: str) -> str:
     return status
 
 
-def assert_serves(protocol: str, address: tuple[str, int]) -> None:
-    """A real client of the protocol gets its answer (retried while it starts)."""
+Connect = Callable[[], socket.socket]
+
+
+def assert_serves(
+    protocol: str, address: tuple[str, int], tls: ssl.SSLContext | None = None
+) -> None:
+    """A real client of the protocol gets its answer (retried while it starts),
+    over TLS with a client's context for it."""
+
+    def connect() -> socket.socket:
+        sock = socket.create_connection(address, timeout=TIMEOUT_SECONDS)
+        if tls is None:
+            return sock
+        return tls.wrap_socket(sock, server_hostname="localhost")
+
     for _ in range(100):
         try:
-            CLIENTS[protocol](address)
+            CLIENTS[protocol](connect)
             return
-        except OSError:
+        except OSError:  # TLS errors too: a connection closed as it starts
             time.sleep(0.1)
-    CLIENTS[protocol](address)
+    CLIENTS[protocol](connect)
 
 
-def tcp_client(address: tuple[str, int]) -> None:
-    with socket.create_connection(address, timeout=TIMEOUT_SECONDS) as sock:
+def tcp_client(connect: Connect) -> None:
+    with connect() as sock:
         sock.sendall(b"hello\n")
         assert answer(sock.makefile("rb").readline()) == b"hello\n"
 
 
-def http_client(address: tuple[str, int]) -> None:
-    connection = http.client.HTTPConnection(*address, timeout=TIMEOUT_SECONDS)
-    try:
-        connection.request("POST", "/echo", body=b"hello")
-        response = connection.getresponse()
+def http_client(connect: Connect) -> None:
+    with connect() as sock:
+        sock.sendall(
+            b"POST /echo HTTP/1.1\r\nHost: localhost\r\nContent-Length: 5\r\n"
+            b"Connection: close\r\n\r\nhello"
+        )
+        response = http.client.HTTPResponse(sock)
+        try:
+            response.begin()
+        except http.client.RemoteDisconnected as error:
+            raise ConnectionError("closed without an answer") from error
         assert (response.status, response.read()) == (200, b"hello")
-    finally:
-        connection.close()
 
 
-def websocket_client(address: tuple[str, int]) -> None:
+def websocket_client(connect: Connect) -> None:
     """A handshake, one masked text frame, and its echo (no websockets here)."""
     key = base64.b64encode(os.urandom(16)).decode()
-    with socket.create_connection(address, timeout=TIMEOUT_SECONDS) as sock:
+    with connect() as sock:
         sock.sendall(
             "GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
             f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n".encode()
