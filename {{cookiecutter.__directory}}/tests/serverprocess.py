@@ -192,7 +192,8 @@ class ServerProcess:
         while True:
             try:
                 socket.create_connection(self.address, timeout=timeout).close()
-            except ConnectionRefusedError:
+            except (ConnectionRefusedError, ConnectionResetError):
+                # Refused; or reset, caught in the listen backlog as the port closed.
                 return
             if time.monotonic() > deadline:
                 pytest.fail(f"the port was still open after {timeout}s")
