@@ -267,6 +267,19 @@ def test_clients_in_their_handshake_count_against_the_cap(
 {%- endif %}
 
 
+def test_clients_gone_before_their_handshake_leave_nothing_open(
+    tls_server: ServerProcess, connect: Connect
+) -> None:
+    for _ in range(5):  # each closes before the server has taken it in
+        socket.create_connection(tls_server.address, TIMEOUT_SECONDS).close()
+    with connect(tls_server.address) as sock:
+        round_trip(sock)
+    tls_server.settled()
+    tls_server.process.send_signal(signal.SIGTERM)
+    assert tls_server.process.wait(TIMEOUT_SECONDS) == 0
+    assert "stopping on SIGTERM: 0 connections open" in tls_server.log
+
+
 @pytest.mark.parametrize("tls", [False, True], ids=["plain", "tls"])
 def test_an_oversize_request_gets_the_same_answer_with_tls(
     start_server: StartServer, ca: trustme.CA, files: dict[str, str], tls: bool

@@ -172,8 +172,11 @@ class Handshake(asyncio.Protocol):
             log.debug("TLS handshake failed: %s", error)
             transport.abort()
             return
-        if self.lost or encrypted is None:
-            return  # gone before the protocol could meet it
+        if self.lost or encrypted is None or encrypted.is_closing():
+            # Gone before the protocol could meet it (uvloop ends the handshake
+            # without an error for a client that closed before it began).
+            transport.abort()
+            return
         protocol = self.factory()
         encrypted.set_protocol(protocol)
         protocol.connection_made(encrypted)
