@@ -21,7 +21,6 @@ import socket
 import ssl
 import subprocess
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -209,38 +208,38 @@ def wait_for_health(identifier: str) -> str:
     return status
 
 
-Connect = Callable[[], socket.socket]
+Address = tuple[str, int]
 
 
 def assert_serves(
-    protocol: str, address: tuple[str, int], tls: ssl.SSLContext | None = None
+    protocol: str, address: Address, tls: ssl.SSLContext | None = None
 ) -> None:
     """A real client of the protocol gets its answer (retried while it starts),
     over TLS with a client's context for it."""
-
-    def connect() -> socket.socket:
-        sock = socket.create_connection(address, timeout=TIMEOUT_SECONDS)
-        if tls is None:
-            return sock
-        return tls.wrap_socket(sock, server_hostname="localhost")
-
     for _ in range(100):
         try:
-            CLIENTS[protocol](connect)
+            CLIENTS[protocol](address, tls)
             return
         except OSError:  # TLS errors too: a connection closed as it starts
             time.sleep(0.1)
-    CLIENTS[protocol](connect)
+    CLIENTS[protocol](address, tls)
 
 
-def tcp_client(connect: Connect) -> None:
-    with connect() as sock:
+def connect(address: Address, tls: ssl.SSLContext | None) -> socket.socket:
+    sock = socket.create_connection(address, timeout=TIMEOUT_SECONDS)
+    if tls is None:
+        return sock
+    return tls.wrap_socket(sock, server_hostname="localhost")
+
+
+def tcp_client(address: Address, tls: ssl.SSLContext | None = None) -> None:
+    with connect(address, tls) as sock:
         sock.sendall(b"hello\n")
         assert answer(sock.makefile("rb").readline()) == b"hello\n"
 
 
-def http_client(connect: Connect) -> None:
-    with connect() as sock:
+def http_client(address: Address, tls: ssl.SSLContext | None = None) -> None:
+    with connect(address, tls) as sock:
         sock.sendall(
             b"POST /echo HTTP/1.1\r\nHost: localhost\r\nContent-Length: 5\r\n"
             b"Connection: close\r\n\r\nhello"
@@ -253,10 +252,10 @@ def http_client(connect: Connect) -> None:
         assert (response.status, response.read()) == (200, b"hello")
 
 
-def websocket_client(connect: Connect) -> None:
+def websocket_client(address: Address, tls: ssl.SSLContext | None = None) -> None:
     """A handshake, one masked text frame, and its echo (no websockets here)."""
     key = base64.b64encode(os.urandom(16)).decode()
-    with connect() as sock:
+    with connect(address, tls) as sock:
         sock.sendall(
             "GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
             f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n".encode()
