@@ -1,6 +1,8 @@
-"""The event loop: uvloop's when it is installed, the standard one otherwise.
+"""What the asyncio cells share: the event loop, their TLS handshakes, the stop
+signals and the graceful stop's timing.
 
-uvloop is an optional extra (``pip install '.[uvloop]'``): a faster drop-in loop.
+The loop is uvloop's when it is installed, the standard one otherwise: uvloop is
+an optional extra (``pip install '.[uvloop]'``), a faster drop-in loop.
 """
 
 from __future__ import annotations
