@@ -79,6 +79,11 @@ class Handshakes:
         """The clients in their handshake that the cap counts."""
         return len(self.pending)
 
+    def full(self) -> bool:
+        """Whether the cap is reached: the server's connections, and the clients
+        in their handshake."""
+        return self.connected() + len(self.pending) >= self.max_connections
+
     def serving(
         self, factory: Callable[[], asyncio.BaseProtocol]
     ) -> Callable[[], asyncio.BaseProtocol]:
@@ -137,8 +142,7 @@ class Handshake(asyncio.Protocol):
         # A stream transport (uvloop's is not an asyncio.Transport subclass).
         transport = cast(asyncio.Transport, transport)
         handshakes = self.handshakes
-        admitted = len(handshakes) + handshakes.connected()
-        if admitted < handshakes.max_connections:
+        if not handshakes.full():
             waiting = handshakes.pending
         elif len(handshakes.refusing) < MAX_REFUSING:
             waiting = handshakes.refusing

@@ -269,8 +269,7 @@ async def serve_until_stopped(
     )
 
     def accept() -> asyncio.BaseProtocol:
-        admitted = len(connections.connections) + len(handshakes)
-        if admitted >= settings.max_connections:
+        if handshakes.full():
             meters.refused["cap"].inc()
             refusals.warning("refused a connection: server busy")
             return Refusal()

@@ -263,8 +263,7 @@ class LineServer:
         even before its task first runs."""
         connection = Connection(reader, writer, self.settings, self.handler)
         meters = connection.meters
-        admitted = len(self.connections) + len(self.handshakes)
-        if admitted >= self.settings.max_connections:
+        if self.handshakes.full():
             meters.refused["cap"].inc()
             refusal = asyncio.ensure_future(
                 connection.refuse("server busy", self.refusals)
